@@ -1,0 +1,31 @@
+# Two commands: `make run` (the whole pipeline on the bundled MNIST sample) and `make test`.
+# Both create .venv on first use; nothing else needs to be installed beforehand.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.edgeship-installed
+OUT ?= artifacts/latest
+
+.PHONY: run test test-arm64 bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[all,dev]'
+	@touch $@
+
+run: $(STAMP)
+	$(BIN)/edgeship pipeline --dataset mnist-sample --model mlp --out $(OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-arm64: $(STAMP)
+	$(BIN)/python scripts/arm64_check.py
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/cross_backend.py
+	$(BIN)/python benchmarks/runtime_overhead.py
+
+clean:
+	rm -rf $(VENV) artifacts/*/ .pytest_cache

@@ -1,0 +1,133 @@
+"""Atomic writes and file hashing: an interrupted run never leaves a half-written file or bundle.
+
+Every writer writes to a temporary name in the destination folder and renames it into place,
+so readers see either the old complete file or the new complete file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from edgeship.errors import OutputError
+
+
+def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(chunk_bytes), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def ensure_directory(path: str | os.PathLike) -> Path:
+    """Create a folder (and parents) or raise OutputError naming why it cannot be one."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder} is a file, not a folder; choose another output path")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(folder, exc) from exc
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"{folder} is not writable; choose a folder you can write to")
+    return folder
+
+
+def output_error(path: Path, exc: OSError) -> OutputError:
+    """Translate an OSError during writing into one clear line."""
+    if exc.errno == errno.ENOSPC:
+        return OutputError(f"no space left on the device while writing {path}; free some space and run again")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return OutputError(f"cannot write {path}: {exc.strerror}; choose a folder you can write to")
+    if exc.errno == errno.ENOTDIR:
+        return OutputError(f"cannot write {path}: a part of the path is a file, not a folder")
+    return OutputError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success rename it onto `path`, on failure delete it."""
+    target = Path(path)
+    ensure_directory(target.parent)
+    handle, temporary_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(handle)
+    temporary = Path(temporary_name)
+    try:
+        yield temporary
+        os.replace(temporary, target)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise output_error(target, exc) from exc
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write bytes to `path` atomically."""
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 text to `path` atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, payload: Any) -> Path:
+    """Write `payload` as indented JSON to `path` atomically."""
+    return atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    """Serialise numpy scalars and arrays, which json does not know."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh staging folder beside `path`; on success it replaces `path` as a whole.
+
+    A crash while staging leaves the previous folder untouched. The swap is two renames; a crash
+    between them leaves no folder at `path` (and the old one under a hidden name), never a mix.
+    """
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"{target} is a file, not a folder; choose another output path")
+    ensure_directory(target.parent)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".staging", dir=target.parent))
+    except OSError as exc:
+        raise output_error(target.parent, exc) from exc
+    try:
+        yield staging
+        previous = None
+        if target.exists():
+            previous = target.with_name(f".{target.name}.{os.getpid()}.old")
+            os.replace(target, previous)
+        os.replace(staging, target)
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise output_error(target, exc) from exc
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

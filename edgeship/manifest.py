@@ -1,0 +1,231 @@
+"""The bundle's manifest.json: the contract between export (which writes it) and the runtime (which reads it).
+
+Pure standard library plus this package's errors, so the slim runtime can use it on a device.
+A bundle is a folder: manifest.json, the model files it lists, and a golden set for self-tests.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeship.errors import BundleError
+
+SCHEMA = "edgeship.bundle/1"
+MANIFEST_NAME = "manifest.json"
+
+FORMATS = ("tflite", "onnx", "edgetpu")
+STATUSES = ("ok", "failed", "skipped")
+
+
+@dataclass
+class InputSpec:
+    """What the model takes and how to get there from raw pixels: x = (raw * scale - mean) / std.
+
+    `shape` excludes the batch dimension, e.g. [28, 28] or [28, 28, 1] (NHWC) or [1, 28, 28] (NCHW).
+    `value_range` is the range of the raw pixels the scaling expects (uint8: [0, 255]).
+    """
+
+    shape: list[int]
+    layout: str = "NHWC"
+    dtype: str = "uint8"
+    scale: float = 1.0 / 255.0
+    mean: float = 0.0
+    std: float = 1.0
+    value_range: list[float] = field(default_factory=lambda: [0.0, 255.0])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str = "input") -> "InputSpec":
+        _require(raw, ("shape",), where)
+        spec = cls(**{key: raw[key] for key in raw if key in cls.__dataclass_fields__})
+        if not isinstance(spec.shape, list) or not all(isinstance(d, int) and d > 0 for d in spec.shape):
+            raise BundleError(f"{where}.shape must be a list of positive integers, got {spec.shape!r}; re-export the bundle")
+        if spec.layout not in ("NHWC", "NCHW"):
+            raise BundleError(f"{where}.layout must be NHWC or NCHW, got {spec.layout!r}; re-export the bundle")
+        for name in ("scale", "mean", "std"):
+            value = getattr(spec, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise BundleError(f"{where}.{name} must be a finite number, got {value!r}; re-export the bundle")
+        if spec.std == 0 or spec.scale == 0:
+            raise BundleError(f"{where}.scale and {where}.std must not be 0; re-export the bundle")
+        return spec
+
+
+@dataclass
+class Quantization:
+    """Affine quantization of a tensor: real = (q - zero_point) * scale."""
+
+    scale: float
+    zero_point: int
+
+
+@dataclass
+class TensorSpec:
+    """An artifact's own input or output tensor as its interpreter sees it."""
+
+    dtype: str
+    shape: list[int]
+    quantization: Quantization | None = None
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str) -> "TensorSpec":
+        _require(raw, ("dtype", "shape"), where)
+        quantization = raw.get("quantization")
+        if quantization is not None:
+            _require(quantization, ("scale", "zero_point"), f"{where}.quantization")
+            quantization = Quantization(float(quantization["scale"]), int(quantization["zero_point"]))
+        return cls(dtype=str(raw["dtype"]), shape=[int(d) for d in raw["shape"]], quantization=quantization)
+
+
+@dataclass
+class Artifact:
+    """One exported file (or one format that failed or was skipped, with the reason)."""
+
+    name: str
+    status: str
+    format: str
+    precision: str
+    file: str | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+    input: TensorSpec | None = None
+    output: TensorSpec | None = None
+    reason: str | None = None
+    parity: dict[str, Any] | None = None
+    export_seconds: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str) -> "Artifact":
+        _require(raw, ("name", "status", "format", "precision"), where)
+        if raw["status"] not in STATUSES:
+            raise BundleError(f"{where}.status must be one of {', '.join(STATUSES)}, got {raw['status']!r}")
+        if raw["format"] not in FORMATS:
+            raise BundleError(f"{where}.format must be one of {', '.join(FORMATS)}, got {raw['format']!r}")
+        values = {key: raw[key] for key in raw if key in cls.__dataclass_fields__}
+        if raw["status"] == "ok":
+            _require(raw, ("file", "bytes", "sha256", "input", "output"), where)
+            values["file"] = check_relative_file(raw["file"], f"{where}.file")
+            values["input"] = TensorSpec.from_dict(raw["input"], f"{where}.input")
+            values["output"] = TensorSpec.from_dict(raw["output"], f"{where}.output")
+        return cls(**values)
+
+
+@dataclass
+class Manifest:
+    """Everything a device needs to run a bundle, and how it was made."""
+
+    labels: list[str]
+    input: InputSpec
+    artifacts: list[Artifact]
+    output_kind: str = "probabilities"
+    source_model: dict[str, Any] = field(default_factory=dict)
+    dataset: dict[str, Any] = field(default_factory=dict)
+    golden: dict[str, Any] | None = None
+    tools: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+    schema: str = SCHEMA
+
+    def artifact(self, name: str) -> Artifact:
+        """The artifact called `name`, or a BundleError listing the ones there are."""
+        for artifact in self.artifacts:
+            if artifact.name == name:
+                return artifact
+        names = ", ".join(a.name for a in self.artifacts) or "none"
+        raise BundleError(f"no artifact {name!r} in this bundle; it has: {names}")
+
+    def to_dict(self) -> dict[str, Any]:
+        payload = asdict(self)
+        return {"schema": payload.pop("schema"), **payload}
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> "Manifest":
+        if not isinstance(raw, dict):
+            raise BundleError("manifest.json must hold a JSON object; re-export the bundle")
+        schema = raw.get("schema")
+        if schema != SCHEMA:
+            raise BundleError(
+                f"manifest.json has schema {schema!r}, this edgeship reads {SCHEMA!r}; "
+                "re-export the bundle with this version or upgrade edgeship"
+            )
+        _require(raw, ("labels", "input", "artifacts"), "manifest")
+        labels = raw["labels"]
+        if not isinstance(labels, list) or len(labels) < 2:
+            raise BundleError("manifest.labels must list at least 2 class names; re-export the bundle")
+        if raw.get("output_kind", "probabilities") not in ("probabilities", "logits"):
+            raise BundleError("manifest.output_kind must be 'probabilities' or 'logits'")
+        if not isinstance(raw["artifacts"], list):
+            raise BundleError("manifest.artifacts must be a list; re-export the bundle")
+        artifacts = [Artifact.from_dict(a, f"artifacts[{i}]") for i, a in enumerate(raw["artifacts"])]
+        golden = raw.get("golden")
+        if golden is not None:
+            _require(golden, ("file", "sha256"), "golden")
+            golden = {**golden, "file": check_relative_file(golden["file"], "golden.file")}
+        return cls(
+            labels=[str(label) for label in labels],
+            input=InputSpec.from_dict(raw["input"]),
+            artifacts=artifacts,
+            output_kind=raw.get("output_kind", "probabilities"),
+            source_model=raw.get("source_model", {}),
+            dataset=raw.get("dataset", {}),
+            golden=golden,
+            tools=raw.get("tools", {}),
+            created=raw.get("created", ""),
+        )
+
+
+def _require(raw: Any, keys: tuple[str, ...], where: str) -> None:
+    """Raise BundleError naming the first missing field."""
+    if not isinstance(raw, dict):
+        raise BundleError(f"{where} must be a JSON object in manifest.json; re-export the bundle")
+    for key in keys:
+        if key not in raw or raw[key] is None:
+            raise BundleError(f"manifest.json is missing the field {where}.{key}; re-export the bundle")
+
+
+def check_relative_file(name: Any, where: str) -> str:
+    """Refuse a file name that is absolute or climbs out of the bundle, before anything is opened."""
+    if not isinstance(name, str) or not name:
+        raise BundleError(f"{where} must be a file name inside the bundle, got {name!r}")
+    path = Path(name)
+    if path.is_absolute() or name.startswith(("/", "\\")) or ".." in path.parts or ":" in path.parts[0]:
+        raise BundleError(f"{where} = {name!r} points outside the bundle; a bundle may only name its own files")
+    return name
+
+
+def resolve_in_bundle(bundle: Path, name: str) -> Path:
+    """The real path of a bundle file, refusing symlinks that lead out of the bundle."""
+    root = bundle.resolve()
+    path = (bundle / check_relative_file(name, "file")).resolve()
+    if root != path and root not in path.parents:
+        raise BundleError(f"{name!r} resolves to {path}, outside the bundle {root}; refusing to open it")
+    return path
+
+
+def load_manifest(bundle: str | os.PathLike) -> Manifest:
+    """Read and validate `bundle`/manifest.json."""
+    folder = Path(bundle)
+    if not folder.is_dir():
+        raise BundleError(f"{folder} is not a bundle folder; give the folder that holds manifest.json")
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        raise BundleError(f"{folder} has no {MANIFEST_NAME}; export a bundle with `edgeship export` or give a .tflite/.onnx file")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{path} is not valid JSON ({exc}); re-export the bundle") from exc
+    return Manifest.from_dict(raw)
