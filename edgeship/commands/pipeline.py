@@ -1,0 +1,11 @@
+"""`edgeship pipeline` (being built)."""
+
+HELP = "pipeline"
+
+
+def add_arguments(parser):
+    pass
+
+
+def run(args):
+    raise NotImplementedError

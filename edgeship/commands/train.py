@@ -1,0 +1,42 @@
+"""`edgeship train`: fit a zoo model on a dataset, seeded, and write the run folder."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "train a zoo model (mlp = the seed exercise, cnn = small edge CNN) and write model.keras + metrics"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="mlp", help="architecture: mlp or cnn (default: mlp)")
+    parser.add_argument("--dataset", default="mnist-sample", help="mnist-sample, mnist, fashion_mnist, or a path (default: mnist-sample)")
+    parser.add_argument("--epochs", type=int, default=5, help="training epochs (default: 5)")
+    parser.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for weights and shuffling (default: 0)")
+    parser.add_argument("--out", default="artifacts/run", help="run folder to write (default: artifacts/run)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgeship.data import load_dataset
+    from edgeship.errors import UsageError
+    from edgeship.files import ensure_directory
+    from edgeship.train import ARCHITECTURES
+
+    if args.model not in ARCHITECTURES:
+        raise UsageError(f"unknown model {args.model!r}; choose one of: {', '.join(ARCHITECTURES)}")
+    if args.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+    ensure_directory(args.out)
+    dataset = load_dataset(args.dataset)
+
+    from edgeship.train import train_model
+
+    print(f"training {args.model} on {dataset.name} ({len(dataset.x_train)} images, {args.epochs} epochs, seed {args.seed})")
+    result = train_model(args.model, dataset, epochs=args.epochs, seed=args.seed, out=args.out, batch_size=args.batch_size)
+    metrics = result.metrics
+    print(
+        f"test accuracy {metrics['test_accuracy']:.4f}  loss {metrics['test_loss']:.4f}  "
+        f"parameters {metrics['parameters']:,}  training {metrics['training_seconds']:.1f} s"
+    )
+    print(f"wrote {result.model_path} and metrics.json, history.json, curves.png in {result.out}")
+    return 0

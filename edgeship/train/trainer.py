@@ -1,0 +1,154 @@
+"""A seeded training run: fit a zoo model on a dataset and write model.keras, its card, history, metrics and curves."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeship.errors import UsageError
+from edgeship.files import atomic_path, atomic_write_json, ensure_directory
+from edgeship.manifest import InputSpec
+from edgeship.modelcard import ModelCard, write_card
+
+log = logging.getLogger(__name__)
+
+PIXEL_SCALE = 1.0 / 255.0
+
+
+@dataclass
+class TrainResult:
+    """What a training run wrote and measured."""
+
+    out: Path
+    model_path: Path
+    metrics: dict[str, Any]
+    history: dict[str, list[float]]
+
+
+def scale_pixels(images: np.ndarray) -> np.ndarray:
+    """Raw uint8 pixels to the float32 [0, 1] inputs our models train on (the scaling recorded in the card)."""
+    return images.astype(np.float32) * np.float32(PIXEL_SCALE)
+
+
+def classification_metrics(labels: np.ndarray, predictions: np.ndarray, classes: int) -> dict[str, Any]:
+    """Accuracy, per-class accuracy and the confusion matrix (rows: true class, columns: predicted)."""
+    confusion = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(confusion, (labels, predictions), 1)
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
+    return {
+        "accuracy": float((labels == predictions).mean()),
+        "per_class_accuracy": [round(float(v), 4) for v in per_class],
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def _epoch_logger(epochs: int) -> Any:
+    """A Keras callback printing one progress line per epoch to stderr."""
+    import keras
+
+    class EpochLine(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            logs = logs or {}
+            print(
+                f"  epoch {epoch + 1}/{epochs}  loss {logs.get('loss', float('nan')):.4f}  "
+                f"acc {logs.get('accuracy', float('nan')):.4f}  test acc {logs.get('val_accuracy', float('nan')):.4f}  "
+                f"({time.perf_counter() - self.started:.1f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return EpochLine()
+
+
+def train_model(
+    architecture: str,
+    dataset: Any,
+    epochs: int = 5,
+    seed: int = 0,
+    out: str | Path = "artifacts/run",
+    batch_size: int = 32,
+    progress: bool = True,
+) -> TrainResult:
+    """Train `architecture` on `dataset` (an edgeship.data.Dataset) with a fixed seed and write the run folder."""
+    from edgeship.train.zoo import ARCHITECTURES, build_model
+
+    if architecture not in ARCHITECTURES:
+        raise UsageError(f"unknown model {architecture!r}; choose one of: {', '.join(ARCHITECTURES)}")
+    if epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {epochs}")
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+    out = ensure_directory(out)
+
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+    classes = len(dataset.class_names)
+    input_shape = tuple(dataset.x_train.shape[1:])
+    model = build_model(architecture, input_shape, classes)
+    x_train, x_test = scale_pixels(dataset.x_train), scale_pixels(dataset.x_test)
+
+    started = time.perf_counter()
+    fit = model.fit(
+        x_train,
+        dataset.y_train,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_data=(x_test, dataset.y_test),
+        shuffle=True,
+        verbose=0,
+        callbacks=[_epoch_logger(epochs)] if progress else [],
+    )
+    training_seconds = time.perf_counter() - started
+    history = {name: [float(v) for v in values] for name, values in fit.history.items()}
+
+    test_loss, _ = model.evaluate(x_test, dataset.y_test, verbose=0)
+    probabilities = model.predict(x_test, batch_size=256, verbose=0)
+    metrics = {
+        "architecture": architecture,
+        "dataset": dataset.name,
+        "epochs": epochs,
+        "seed": seed,
+        "batch_size": batch_size,
+        "train_images": int(len(x_train)),
+        "test_images": int(len(x_test)),
+        "parameters": int(model.count_params()),
+        "training_seconds": round(training_seconds, 2),
+        "test_loss": float(test_loss),
+        **classification_metrics(dataset.y_test, probabilities.argmax(axis=1), classes),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+    metrics["test_accuracy"] = metrics.pop("accuracy")
+
+    model_path = out / "model.keras"
+    with atomic_path(model_path, suffix=".keras") as temporary:
+        model.save(temporary)
+    card = ModelCard(
+        labels=list(dataset.class_names),
+        input=InputSpec(shape=list(input_shape), layout="NHWC", dtype="uint8", scale=PIXEL_SCALE),
+        dataset=dataset.name,
+        architecture=architecture,
+        seed=seed,
+    )
+    write_card(model_path, card)
+    atomic_write_json(out / "history.json", history)
+    atomic_write_json(out / "metrics.json", metrics)
+
+    from edgeship.plots import plot_training_curves
+
+    plot_training_curves(history, out / "curves.png", title=f"{architecture} on {dataset.name}")
+    log.info("trained %s: test accuracy %.4f in %.1f s", architecture, metrics["test_accuracy"], training_seconds)
+    return TrainResult(out=out, model_path=model_path, metrics=metrics, history=history)

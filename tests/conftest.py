@@ -1,0 +1,34 @@
+"""Session fixtures shared by every test area, so the TensorFlow work (training, export) happens once."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def sample_dataset():
+    """The bundled real MNIST sample: 4,000 train and 1,000 test digits."""
+    from edgeship.data import load_dataset
+
+    return load_dataset("mnist-sample")
+
+
+@pytest.fixture(scope="session")
+def mlp_run(tmp_path_factory, sample_dataset):
+    """The seed MLP trained for 5 epochs on the sample: a run folder with model.keras and its card."""
+    from edgeship.train import train_model
+
+    return train_model("mlp", sample_dataset, epochs=5, seed=0, out=tmp_path_factory.mktemp("mlp-run"), progress=False)
+
+
+@pytest.fixture(scope="session")
+def mlp_bundle(tmp_path_factory, mlp_run, sample_dataset):
+    """A bundle of the seed MLP with every format that can be exported here."""
+    from edgeship.export import export_bundle
+
+    out = tmp_path_factory.mktemp("mlp-bundle") / "bundle"
+    return export_bundle(mlp_run.model_path, out, dataset=sample_dataset)
