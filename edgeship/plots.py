@@ -81,3 +81,70 @@ def plot_image_and_probabilities(
         axis.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     _save(figure, path)
+
+
+def plot_latency(rows: Sequence[dict[str, Any]], path: str | os.PathLike, title: str = "") -> None:
+    """Horizontal bars of p50 latency per image (ms, log scale) with a p90 whisker, grouped by machine.
+
+    Each row: {"machine", "label", "p50_ms", "p90_ms"}; one bar a row.
+    """
+    import numpy as np
+
+    plt = _pyplot()
+    machines = list(dict.fromkeys(row["machine"] for row in rows))
+    colours = {machine: plt.cm.tab10(index % 10) for index, machine in enumerate(machines)}
+    figure, axis = plt.subplots(figsize=(8, 0.32 * len(rows) + 1.4))
+    positions = np.arange(len(rows))[::-1]
+    p50 = np.array([row["p50_ms"] for row in rows])
+    p90 = np.array([row["p90_ms"] for row in rows])
+    axis.barh(positions, p50, xerr=[np.zeros_like(p50), np.maximum(p90 - p50, 0)], capsize=2,
+              color=[colours[row["machine"]] for row in rows])
+    axis.set_yticks(positions, [row["label"] for row in rows])
+    axis.set_xscale("log")
+    axis.set_xlabel("latency per call, ms (bar: p50, whisker: p90; log scale)")
+    for machine in machines:
+        axis.barh([], [], color=colours[machine], label=machine)
+    axis.legend(loc="lower right", fontsize=8)
+    axis.grid(axis="x", alpha=0.3, which="both")
+    axis.set_title(title or "latency per artifact and backend")
+    _save(figure, path)
+
+
+def plot_accuracy_vs_size(points: Sequence[dict[str, Any]], path: str | os.PathLike, reference_accuracy: float | None = None) -> None:
+    """Scatter of test accuracy against file size (KiB), one labelled point an artifact."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.5, 4))
+    for point in points:
+        axis.scatter(point["bytes"] / 1024, point["accuracy"] * 100, s=40)
+        axis.annotate(point["name"], (point["bytes"] / 1024, point["accuracy"] * 100), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    if reference_accuracy is not None:
+        axis.axhline(reference_accuracy * 100, linestyle="--", color="grey", label="Keras model")
+        axis.legend(loc="lower right")
+    axis.set_xscale("log")
+    axis.set_xlabel("file size, KiB (log scale)")
+    axis.set_ylabel("test accuracy, %")
+    axis.grid(alpha=0.3, which="both")
+    axis.set_title("accuracy vs file size")
+    _save(figure, path)
+
+
+def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str], path: str | os.PathLike, title: str) -> None:
+    """A confusion matrix with counts in each cell (rows: true class, columns: predicted)."""
+    import numpy as np
+
+    plt = _pyplot()
+    counts = np.asarray(matrix)
+    figure, axis = plt.subplots(figsize=(5.6, 5))
+    image = axis.imshow(counts, cmap="Blues")
+    positions = np.arange(len(labels))
+    axis.set_xticks(positions, labels, rotation=45 if max(len(str(l)) for l in labels) > 2 else 0)
+    axis.set_yticks(positions, labels)
+    axis.set_xlabel("predicted class")
+    axis.set_ylabel("true class")
+    threshold = counts.max() / 2
+    for (row, column), count in np.ndenumerate(counts):
+        if count:
+            axis.text(column, row, str(count), ha="center", va="center", fontsize=7, color="white" if count > threshold else "black")
+    figure.colorbar(image, ax=axis, label="images")
+    axis.set_title(title)
+    _save(figure, path)

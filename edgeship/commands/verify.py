@@ -1,11 +1,40 @@
-"""`edgeship verify` (being built)."""
+"""`edgeship verify`: every artifact of a bundle against its source Keras model, with gates."""
 
-HELP = "verify"
+from __future__ import annotations
+
+import argparse
+
+HELP = "check every artifact of a bundle against the Keras model (accuracy, agreement, |Δp|); exit 1 when a gate fails"
 
 
-def add_arguments(parser):
-    pass
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bundle", help="bundle folder (holds manifest.json)")
+    parser.add_argument("--dataset", help="dataset for the test split (default: the one the bundle was exported with)")
+    parser.add_argument("--model", help="source .keras model (default: the one the manifest records)")
+    parser.add_argument("--max-images", type=int, help="use only the first N test images")
+    parser.add_argument(
+        "--gate", action="append", default=[], metavar="PRECISION:KEY=VALUE",
+        help="override a gate, e.g. int8:min_agreement=0.98 or fp32:max_abs_diff=1e-3 (repeatable)",
+    )
+    parser.add_argument("--json", help="also write the table as JSON to this file")
 
 
-def run(args):
-    raise NotImplementedError
+def run(args: argparse.Namespace) -> int:
+    from edgeship.data import load_dataset
+    from edgeship.errors import UsageError
+    from edgeship.files import atomic_write_json
+    from edgeship.manifest import load_manifest
+    from edgeship.parity import format_table, raise_if_failed, verify_bundle
+    from edgeship.runtime.gates import parse_gate_overrides
+
+    if args.max_images is not None and args.max_images < 1:
+        raise UsageError(f"--max-images must be at least 1, got {args.max_images}")
+    manifest = load_manifest(args.bundle)
+    gates = parse_gate_overrides(args.gate)
+    dataset = load_dataset(args.dataset or manifest.dataset.get("name") or "mnist-sample")
+    report = verify_bundle(args.bundle, dataset, max_images=args.max_images, gates=gates, model_path=args.model)
+    print(format_table(report))
+    if args.json:
+        atomic_write_json(args.json, report.to_dict())
+    raise_if_failed(report)
+    return 0

@@ -1,0 +1,237 @@
+"""Parity: run every artifact of a bundle and the source Keras model on a test split, then judge them.
+
+Running and judging are apart, as in Polygraphy's comparator: runners (the Keras model, the slim
+runtime's Classifier) only produce probabilities; `compare` turns two probability arrays into
+figures; `judge` checks figures against the precision's gate. Nothing here touches a backend's
+internals.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgeship.errors import BundleError, GateFailedError, ModelError
+from edgeship.files import sha256_file
+from edgeship.manifest import Manifest, load_manifest
+from edgeship.runtime.gates import Gate, gate_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Comparison:
+    """How a candidate's probabilities compare with the reference's on the same labelled images."""
+
+    images: int
+    accuracy: float
+    reference_accuracy: float
+    accuracy_delta_pp: float
+    agreement: float
+    max_abs_diff: float
+    mean_abs_diff: float
+    worst_class: str
+    worst_class_delta_pp: float
+    per_class_delta_pp: list[float]
+    confusion_matrix: list[list[int]]
+
+
+@dataclass
+class ParityRow:
+    """One line of the verify table: an artifact, its figures and its verdict."""
+
+    artifact: str
+    format: str
+    precision: str
+    status: str
+    comparison: Comparison | None = None
+    failures: list[str] = field(default_factory=list)
+    reason: str | None = None
+    seconds: float | None = None
+    first_divergent_layer: dict[str, Any] | None = None
+
+    @property
+    def symbol(self) -> str:
+        return {"pass": "✅", "fail": "❎", "not-exported": "❌"}[self.status]
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray, class_names: list[str]) -> Comparison:
+    """Accuracy, Δ accuracy (percentage points), top-1 agreement, |Δp| and the class that lost most."""
+    reference_top1, candidate_top1 = reference.argmax(axis=1), candidate.argmax(axis=1)
+    difference = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
+    per_class = []
+    for index in range(len(class_names)):
+        members = labels == index
+        if not members.any():
+            per_class.append(0.0)
+            continue
+        delta = (candidate_top1[members] == index).mean() - (reference_top1[members] == index).mean()
+        per_class.append(round(float(delta) * 100, 3))
+    worst = int(np.argmin(per_class))
+    accuracy = float((candidate_top1 == labels).mean())
+    reference_accuracy = float((reference_top1 == labels).mean())
+    return Comparison(
+        images=int(len(labels)),
+        accuracy=accuracy,
+        reference_accuracy=reference_accuracy,
+        accuracy_delta_pp=round((accuracy - reference_accuracy) * 100, 3),
+        agreement=float((candidate_top1 == reference_top1).mean()),
+        max_abs_diff=float(difference.max()),
+        mean_abs_diff=float(difference.mean()),
+        worst_class=class_names[worst],
+        worst_class_delta_pp=per_class[worst],
+        per_class_delta_pp=per_class,
+        confusion_matrix=confusion_matrix(labels, candidate_top1, len(class_names)),
+    )
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) -> list[list[int]]:
+    """Counts of (true class, predicted class)."""
+    counts = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(counts, (labels, predictions), 1)
+    return counts.tolist()
+
+
+def judge(comparison: Comparison, gate: Gate) -> list[str]:
+    """The ways a comparison misses its gate, each naming the number and the bound (empty: it passes)."""
+    failures = []
+    if comparison.agreement < gate.min_agreement:
+        failures.append(f"agreement {comparison.agreement:.2%} < {gate.min_agreement:.2%}")
+    if gate.max_abs_diff is not None and comparison.max_abs_diff > gate.max_abs_diff:
+        failures.append(f"max |Δp| {comparison.max_abs_diff:.2e} > {gate.max_abs_diff:.0e}")
+    if gate.max_accuracy_drop_pp is not None and -comparison.accuracy_delta_pp > gate.max_accuracy_drop_pp:
+        failures.append(f"accuracy drop {-comparison.accuracy_delta_pp:.2f} pp > {gate.max_accuracy_drop_pp} pp")
+    return failures
+
+
+def source_model_path(bundle: Path, manifest: Manifest, override: str | Path | None = None) -> Path:
+    """The Keras model a bundle was exported from: `override`, else the manifest's record (checked by sha256)."""
+    if override is not None:
+        path = Path(override)
+    else:
+        recorded = manifest.source_model.get("file")
+        if not recorded:
+            raise BundleError("the manifest does not record its source model; pass --model MODEL.keras")
+        path = Path(recorded) if Path(recorded).is_absolute() else (bundle / recorded)
+    if not path.is_file():
+        raise ModelError(f"source model {path} not found; pass --model MODEL.keras")
+    expected = manifest.source_model.get("sha256")
+    if override is None and expected and sha256_file(path) != expected:
+        raise ModelError(f"{path} changed since the bundle was exported (sha256 differs); re-export or pass --model")
+    return path
+
+
+def keras_probabilities(model_path: Path, images: np.ndarray, manifest: Manifest) -> np.ndarray:
+    """The reference runner: the source Keras model on raw pixels scaled as the manifest says."""
+    import keras
+
+    model = keras.saving.load_model(model_path, compile=False)
+    spec = manifest.input
+    inputs = (images.astype(np.float32) * np.float32(spec.scale) - np.float32(spec.mean)) / np.float32(spec.std)
+    inputs = inputs.reshape((len(images), *model.input_shape[1:]))
+    outputs = np.asarray(model.predict(inputs, batch_size=256, verbose=0), dtype=np.float32)
+    if manifest.output_kind == "logits":
+        outputs = _softmax(outputs)
+    return outputs
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def artifact_probabilities(bundle: Path, name: str, images: np.ndarray, backend: str | None = None) -> np.ndarray:
+    """A candidate runner: one artifact through the slim runtime, exactly as a device would run it."""
+    from edgeship.runtime import Classifier
+
+    with Classifier.load(bundle, artifact=name, backend=backend) as classifier:
+        return classifier.predict_proba(images)
+
+
+@dataclass
+class VerifyReport:
+    """The verify table and what it was measured on."""
+
+    bundle: str
+    dataset: str
+    images: int
+    reference_accuracy: float
+    rows: list[ParityRow]
+
+    @property
+    def passed(self) -> bool:
+        return all(row.status != "fail" for row in self.rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def verify_bundle(
+    bundle: str | Path,
+    dataset: Any,
+    max_images: int | None = None,
+    gates: dict[str, Gate] | None = None,
+    model_path: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> VerifyReport:
+    """Run the Keras model and every artifact on the dataset's test split and judge each artifact."""
+    bundle = Path(bundle)
+    manifest = load_manifest(bundle)
+    images, labels = dataset.x_test, dataset.y_test
+    if max_images is not None:
+        images, labels = images[:max_images], labels[:max_images]
+    say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+    say(f"  keras reference on {len(images)} test images")
+    reference = keras_probabilities(source_model_path(bundle, manifest, model_path), images, manifest)
+    rows = []
+    for artifact in manifest.artifacts:
+        if not artifact.ok:
+            rows.append(ParityRow(artifact.name, artifact.format, artifact.precision, "not-exported", reason=artifact.reason))
+            continue
+        say(f"  {artifact.name} on {len(images)} test images")
+        started = time.perf_counter()
+        candidate = artifact_probabilities(bundle, artifact.name, images)
+        comparison = compare(reference, candidate, labels, manifest.labels)
+        gate = (gates or {}).get(artifact.precision) or gate_for(artifact.precision)
+        failures = judge(comparison, gate)
+        rows.append(
+            ParityRow(
+                artifact.name, artifact.format, artifact.precision, "fail" if failures else "pass",
+                comparison=comparison, failures=failures, seconds=round(time.perf_counter() - started, 3),
+            )
+        )
+    return VerifyReport(str(bundle), dataset.name, int(len(images)), float((reference.argmax(1) == labels).mean()), rows)
+
+
+def format_table(report: VerifyReport) -> str:
+    """The verify table as Markdown, one row an artifact."""
+    lines = [
+        f"Keras reference accuracy: {report.reference_accuracy:.4f} on {report.images} images of {report.dataset}",
+        "",
+        "| artifact | precision | accuracy | Δ acc (pp) | agreement | max abs Δp | mean abs Δp | worst class (pp) | status |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in report.rows:
+        c = row.comparison
+        if c is None:
+            lines.append(f"| {row.artifact} | {row.precision} | – | – | – | – | – | – | {row.symbol} {row.reason or ''} |")
+            continue
+        verdict = row.symbol + (" " + "; ".join(row.failures) if row.failures else "")
+        lines.append(
+            f"| {row.artifact} | {row.precision} | {c.accuracy:.4f} | {c.accuracy_delta_pp:+.2f} | {c.agreement:.2%} | "
+            f"{c.max_abs_diff:.2e} | {c.mean_abs_diff:.2e} | {c.worst_class} ({c.worst_class_delta_pp:+.1f}) | {verdict} |"
+        )
+    return "\n".join(lines)
+
+
+def raise_if_failed(report: VerifyReport) -> None:
+    """GateFailedError naming every failing artifact and its numbers."""
+    failing = [f"{row.artifact}: {', '.join(row.failures)}" for row in report.rows if row.status == "fail"]
+    if failing:
+        raise GateFailedError("parity gate failed for " + "; ".join(failing))
