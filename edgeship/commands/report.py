@@ -1,11 +1,22 @@
-"""`edgeship report` (being built)."""
+"""`edgeship report`: Markdown + JSON + PNG charts from a run folder, with device bench results merged in."""
 
-HELP = "report"
+from __future__ import annotations
+
+import argparse
+
+HELP = "write report.md, report.json and PNG charts for a run folder (merge device bench JSONs with --merge)"
 
 
-def add_arguments(parser):
-    pass
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="run folder (holds metrics.json, bundle/, verify.json, bench.json)")
+    parser.add_argument("--merge", action="append", default=[], metavar="BENCH.json",
+                        help="a bench JSON from a device (`python -m edgeship.runtime bench --json`); repeatable")
+    parser.add_argument("--bundle", help="bundle folder (default: RUN/bundle)")
 
 
-def run(args):
-    raise NotImplementedError
+def run(args: argparse.Namespace) -> int:
+    from edgeship.report import build_report
+
+    written = build_report(args.run, merge=args.merge, bundle=args.bundle)
+    print(f"wrote {written['markdown']} ({len(written) - 2} figures)")
+    return 0

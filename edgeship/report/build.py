@@ -1,0 +1,218 @@
+"""Build report.md + report.json + PNGs from what the earlier stages wrote into a run folder.
+
+A run folder holds: model.keras with metrics.json / history.json (train), bundle/ (export),
+verify.json (parity), bench.json (bench). Device bench JSONs (`python -m edgeship.runtime bench
+--json`) merge in beside the workstation's rows, each labelled with its machine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeship.errors import BundleError, UsageError
+from edgeship.files import atomic_write_json, atomic_write_text, ensure_directory
+from edgeship.manifest import load_manifest
+
+log = logging.getLogger(__name__)
+
+SAMPLE_ARTIFACTS = ("tflite-int8", "onnx")
+
+
+def _read_json(path: Path, what: str, required: bool = True) -> Any:
+    if not path.is_file():
+        if required:
+            raise UsageError(f"{path} not found: {what}")
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path} is not valid JSON ({exc}); re-create it") from exc
+
+
+def machine_label(machine: dict[str, Any]) -> str:
+    """A short name for the machine a bench ran on; emulated machines say so."""
+    label = machine.get("label") or f"{machine.get('system', '?')} {machine.get('machine', '?')}"
+    if machine.get("emulated"):
+        label += " (emulated)"
+    return label
+
+
+def bench_rows(bench: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of one bench JSON, each tagged with its machine's label."""
+    label = machine_label(bench.get("machine", {}))
+    return [{**row, "machine_label": label} for row in bench.get("rows", [])]
+
+
+def build_report(run: str | Path, merge: list[str | Path] | None = None, bundle: str | Path | None = None) -> dict[str, Path]:
+    """Write report.md, report.json and the charts into `run`; return the paths written."""
+    from edgeship import plots
+
+    run = Path(run)
+    if not run.is_dir():
+        raise UsageError(f"{run} is not a run folder; run `edgeship pipeline --out {run}` first")
+    bundle = Path(bundle) if bundle else run / "bundle"
+    manifest = load_manifest(bundle)
+    metrics = _read_json(run / "metrics.json", "train the model with `edgeship train --out RUN`", required=False)
+    history = _read_json(run / "history.json", "", required=False)
+    verify = _read_json(run / "verify.json", "run `edgeship verify BUNDLE --json RUN/verify.json`")
+    bench = _read_json(run / "bench.json", "run `edgeship bench BUNDLE --json RUN/bench.json`", required=False)
+    rows = bench_rows(bench) if bench else []
+    machines = [bench["machine"]] if bench else []
+    for extra in merge or []:
+        device = _read_json(Path(extra), "give a JSON written by `python -m edgeship.runtime bench --json`")
+        if "rows" not in device or "machine" not in device:
+            raise UsageError(f"{extra} is not a bench JSON (no rows/machine); write one with `python -m edgeship.runtime bench --json`")
+        rows += bench_rows(device)
+        machines.append(device["machine"])
+
+    figures = ensure_directory(run / "figures")
+    written: dict[str, Path] = {}
+    by_name = {artifact.name: artifact for artifact in manifest.artifacts}
+    parity = verify["rows"]
+
+    if history:
+        plots.plot_training_curves(history, figures / "curves.png", title=f"{manifest.source_model.get('architecture', 'model')} training")
+        written["curves"] = figures / "curves.png"
+    points = [
+        {"name": row["artifact"], "bytes": by_name[row["artifact"]].bytes, "accuracy": row["comparison"]["accuracy"]}
+        for row in parity
+        if row["comparison"] and by_name.get(row["artifact"]) and by_name[row["artifact"]].bytes
+    ]
+    if points:
+        plots.plot_accuracy_vs_size(points, figures / "accuracy_vs_size.png", verify["reference_accuracy"])
+        written["accuracy_vs_size"] = figures / "accuracy_vs_size.png"
+    int8 = next((row for row in parity if row["artifact"] == "tflite-int8" and row["comparison"]), None)
+    if int8:
+        plots.plot_confusion_matrix(int8["comparison"]["confusion_matrix"], manifest.labels, figures / "confusion_tflite_int8.png",
+                                    f"tflite-int8 on {verify['images']} test images")
+        written["confusion"] = figures / "confusion_tflite_int8.png"
+    if rows:
+        single = [row for row in rows if row["batch"] == 1]
+        plots.plot_latency(
+            [{"machine": row["machine_label"], "label": _row_label(row), "p50_ms": row["p50_ms"], "p90_ms": row["p90_ms"]} for row in single],
+            figures / "latency.png",
+            title="single-image latency per artifact, backend and threads",
+        )
+        written["latency"] = figures / "latency.png"
+    sample = _sample_prediction(bundle, manifest)
+    if sample:
+        plots.plot_image_and_probabilities(sample["image"], sample["rows"], manifest.labels, figures / "sample_prediction.png", sample["true_label"])
+        written["sample_prediction"] = figures / "sample_prediction.png"
+
+    payload = {
+        "run": str(run),
+        "bundle": str(bundle),
+        "model": metrics,
+        "artifacts": [artifact.to_dict() for artifact in manifest.artifacts],
+        "parity": verify,
+        "bench": rows,
+        "machines": machines,
+        "figures": {name: str(path.relative_to(run)) for name, path in written.items()},
+    }
+    written["json"] = atomic_write_json(run / "report.json", payload)
+    written["markdown"] = atomic_write_text(run / "report.md", render_markdown(payload, manifest))
+    return written
+
+
+def _row_label(row: dict[str, Any]) -> str:
+    delegate = f" {row['delegate']}" if row.get("delegate") else ""
+    return f"{row['artifact']} · {row['backend']}{delegate} · {row['threads']}t"
+
+
+def _sample_prediction(bundle: Path, manifest: Any) -> dict[str, Any] | None:
+    """The seed exercise's figure: golden image 0 with the Keras probabilities and those of int8 TFLite and ONNX."""
+    from edgeship.manifest import resolve_in_bundle
+    from edgeship.runtime import Classifier
+
+    if not manifest.golden:
+        return None
+    golden = np.load(resolve_in_bundle(bundle, manifest.golden["file"]))
+    image = golden["images"][:1]
+    rows = [("Keras", golden["probabilities"][0])]
+    for name in SAMPLE_ARTIFACTS:
+        artifact = next((a for a in manifest.artifacts if a.name == name and a.ok), None)
+        if artifact is None:
+            continue
+        with Classifier.load(bundle, artifact=name) as classifier:
+            rows.append((name, classifier.predict_proba(image)[0]))
+    return {"image": image[0], "rows": rows, "true_label": manifest.labels[int(golden["labels"][0])]}
+
+
+def _cell(value: Any, fmt: str) -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+def render_markdown(payload: dict[str, Any], manifest: Any) -> str:
+    """The report page: model, parity, size, latency and figures, all from `payload` (the JSON twin)."""
+    lines = [f"# edgeship report: {Path(payload['run']).name}", ""]
+    model = payload["model"]
+    if model:
+        lines += [
+            "## Model",
+            "",
+            "| architecture | dataset | parameters | epochs | seed | test accuracy | training time |",
+            "|---|---|---|---|---|---|---|",
+            f"| {model['architecture']} | {model['dataset']} | {model['parameters']:,} | {model['epochs']} | {model['seed']} | "
+            f"{model['test_accuracy']:.4f} | {model['training_seconds']:.1f} s |",
+            "",
+        ]
+    figures = payload["figures"]
+    if "curves" in figures:
+        lines += [f"![training curves]({figures['curves']})", ""]
+    parity = payload["parity"]
+    sizes = {artifact["name"]: artifact["bytes"] for artifact in payload["artifacts"]}
+    fp32 = sizes.get("tflite-fp32")
+    lines += [
+        "## Parity: every artifact against the Keras model",
+        "",
+        f"Keras accuracy {parity['reference_accuracy']:.4f} on {parity['images']} test images of {parity['dataset']}.",
+        "",
+        "| artifact | precision | size (KiB) | size vs tflite-fp32 | accuracy | Δ acc (pp) | agreement | max abs Δp | status |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in parity["rows"]:
+        comparison = row["comparison"] or {}
+        size = sizes.get(row["artifact"])
+        status = {"pass": "✅ pass", "fail": "❎ " + "; ".join(row["failures"]), "not-exported": f"❌ {row['reason']}"}[row["status"]]
+        lines.append(
+            f"| {row['artifact']} | {row['precision']} | {_cell(size and size / 1024, '.1f')} | "
+            f"{_cell(size / fp32 if size and fp32 else None, '.0%')} | {_cell(comparison.get('accuracy'), '.4f')} | "
+            f"{_cell(comparison.get('accuracy_delta_pp'), '+.2f')} | {_cell(comparison.get('agreement'), '.2%')} | "
+            f"{_cell(comparison.get('max_abs_diff'), '.2e')} | {status} |"
+        )
+    lines.append("")
+    for key, alt in (("accuracy_vs_size", "accuracy vs size"), ("confusion", "confusion matrix of tflite-int8")):
+        if key in figures:
+            lines += [f"![{alt}]({figures[key]})", ""]
+    if payload["bench"]:
+        lines += [
+            "## Latency",
+            "",
+            "Per call (a batch of `batch` images), warm-up excluded. Emulated machines are labelled: their timings are not those of real hardware.",
+            "",
+            "| machine | artifact | backend | threads | batch | p50 (ms) | p90 (ms) | p99 (ms) | images/s | load (ms) | peak RSS (MiB) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in payload["bench"]:
+            lines.append(
+                f"| {row['machine_label']} | {row['artifact']} | {row['backend']}{' ' + row['delegate'] if row.get('delegate') else ''} | "
+                f"{row['threads']} | {row['batch']} | {row['p50_ms']:.3f} | {row['p90_ms']:.3f} | {row['p99_ms']:.3f} | "
+                f"{row['throughput_ips']:,.0f} | {_cell(row.get('load_ms'), '.1f')} | {_cell(row.get('peak_rss_mib'), '.0f')} |"
+            )
+        lines.append("")
+        if "latency" in figures:
+            lines += [f"![latency]({figures['latency']})", ""]
+    if "sample_prediction" in figures:
+        lines += ["## One test image, three runtimes", "", f"![sample prediction]({figures['sample_prediction']})", ""]
+    if payload["machines"]:
+        lines += ["## Machines", ""]
+        for machine in payload["machines"]:
+            details = ", ".join(f"{key}: {value}" for key, value in machine.items() if not isinstance(value, (dict, list)))
+            lines.append(f"- {details}")
+        lines.append("")
+    return "\n".join(lines)
