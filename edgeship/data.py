@@ -134,7 +134,7 @@ def save_sample_grid(dataset: Dataset, path: str | os.PathLike, count: int = 32,
             class_name = dataset.class_names[label]
             axis.imshow(dataset.x_train[index], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
             axis.set_title(str(label) if class_name == str(label) else f"{label} {class_name}", fontsize=9)
-        figure.suptitle(f"{dataset.name}: first {count} training images with their labels", fontsize=10)
+        figure.suptitle(f"{Path(dataset.name).name}: first {count} training images with their labels", fontsize=10)
         figure.tight_layout()
         with atomic_path(path) as temporary:
             figure.savefig(temporary, format="png", dpi=100)
