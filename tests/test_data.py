@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import edgeship.data
 from edgeship.data import FASHION_NAMES, IDX_FILES, Dataset, describe, load_dataset
 from edgeship.errors import DatasetError
 
@@ -56,6 +57,12 @@ def test_the_bundled_sample_is_4000_train_and_1000_test_real_digits(sample_datas
     # no image is in both splits
     train_rows = {image.tobytes() for image in data.x_train}
     assert not any(image.tobytes() in train_rows for image in data.x_test)
+
+
+def test_a_missing_bundled_sample_says_how_to_restore_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(edgeship.data, "SAMPLE_FILE", tmp_path / "mnist_sample.npz")
+    with pytest.raises(DatasetError, match="bundled sample .* is missing .*build_mnist_sample.py"):
+        load_dataset("mnist-sample")
 
 
 def test_describe_reports_shapes_counts_and_pixel_range(sample_dataset):
