@@ -60,6 +60,10 @@ def run_guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, as Unix tools do.
+        sys.stdout = open(os.devnull, "w")
+        return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,6 +19,16 @@ from typing import Any, Iterator
 from edgeship.errors import OutputError
 
 
+def _current_umask() -> int:
+    """The process umask (read by setting and restoring it), so atomic files get the usual permissions."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in chunks."""
     digest = hashlib.sha256()
@@ -66,6 +76,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     temporary = Path(temporary_name)
     try:
         yield temporary
+        os.chmod(temporary, 0o666 & ~_UMASK)
         os.replace(temporary, target)
     except OSError as exc:
         temporary.unlink(missing_ok=True)
@@ -117,6 +128,7 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     ensure_directory(target.parent)
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".staging", dir=target.parent))
+        os.chmod(staging, 0o777 & ~_UMASK)
     except OSError as exc:
         raise output_error(target.parent, exc) from exc
     try:

@@ -38,3 +38,10 @@ def test_debug_shows_the_traceback(tmp_path):
     )
     assert result.returncode != 0
     assert "Traceback" in result.stderr and "UsageError" in result.stderr
+
+
+def test_output_piped_into_a_closed_reader_ends_quietly():
+    shell = f"{sys.executable} -m edgeship.cli data --dataset mnist-sample | head -n 1"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", shell], capture_output=True, text=True)
+    assert "Traceback" not in result.stderr
+    assert result.stdout.strip()

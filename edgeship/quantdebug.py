@@ -1,0 +1,72 @@
+"""Which layer of a full-integer TFLite file diverges first from its float32 twin, measured on the real files.
+
+Both files come from the same graph, so the converter gives a quantized tensor the name of its float
+counterpart. With every intermediate tensor kept (`experimental_preserve_all_tensors`), each
+quantized op output is dequantized and compared with the float one. An ideal uniform quantizer has
+an RMSE of scale/sqrt(12) (≈ 0.29 × scale); the first op well above that is where int8 lost the
+model (a bad calibration shows up as early as the input).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeship.manifest import InputSpec
+
+IDEAL_RMSE_OVER_SCALE = 1 / math.sqrt(12)
+DIVERGENCE_BOUND = 2 * IDEAL_RMSE_OVER_SCALE
+
+
+def _interpreter(path: Path) -> Any:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def layer_errors(fp32_path: Path, int8_path: Path, images: np.ndarray, spec: InputSpec) -> list[dict[str, Any]]:
+    """Per quantized op output, in execution order: mean RMSE / scale against the float tensor of the same name."""
+    float_model, quantized_model = _interpreter(fp32_path), _interpreter(int8_path)
+    float_input, quantized_input = float_model.get_input_details()[0], quantized_model.get_input_details()[0]
+    float_tensors = {detail["name"]: detail["index"] for detail in float_model.get_tensor_details()}
+    quantized_details = quantized_model.get_tensor_details()
+    input_scale, input_zero_point = quantized_input["quantization"]
+    errors: dict[tuple[int, str, str], list[float]] = {}
+    for image in images:
+        scaled = (image.astype(np.float32) * np.float32(spec.scale) - np.float32(spec.mean)) / np.float32(spec.std)
+        float_model.set_tensor(float_input["index"], scaled.reshape(float_input["shape"]))
+        info = np.iinfo(quantized_input["dtype"])
+        quantized = np.clip(np.round(scaled / input_scale + input_zero_point), info.min, info.max)
+        quantized_model.set_tensor(quantized_input["index"], quantized.astype(quantized_input["dtype"]).reshape(quantized_input["shape"]))
+        float_model.invoke()
+        quantized_model.invoke()
+        for op in quantized_model._get_ops_details():
+            if op["op_name"] == "DELEGATE":
+                continue
+            for index in op["outputs"]:
+                detail = quantized_details[index]
+                scale, zero_point = detail["quantization"]
+                if not scale or detail["name"] not in float_tensors:
+                    continue
+                reference = float_model.get_tensor(float_tensors[detail["name"]])
+                value = (quantized_model.get_tensor(index).astype(np.float32) - zero_point) * scale
+                if value.shape == reference.shape:
+                    rmse = float(np.sqrt(np.mean((value - reference) ** 2)))
+                    errors.setdefault((op["index"], op["op_name"], detail["name"]), []).append(rmse / scale)
+    return [
+        {"op_index": op_index, "op": op_name, "tensor": name, "rmse_over_scale": round(float(np.mean(values)), 4)}
+        for (op_index, op_name, name), values in sorted(errors.items())
+    ]
+
+
+def first_divergent_layer(layers: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The first op whose error is above twice an ideal quantizer's, or None when every op is within it."""
+    for layer in layers:
+        if layer["rmse_over_scale"] > DIVERGENCE_BOUND:
+            return {**layer, "bound": round(DIVERGENCE_BOUND, 4)}
+    return None
