@@ -17,8 +17,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from edgeship.errors import DatasetError, missing_extra
-from edgeship.files import atomic_path
+from edgeship.errors import DatasetError
 
 SAMPLE_NAME = "mnist-sample"
 SAMPLE_FILE = Path(__file__).resolve().parent / "datasets" / "mnist_sample.npz"
@@ -115,37 +114,6 @@ def describe(dataset: Dataset) -> dict[str, Any]:
         "train": split_summary(dataset.x_train, dataset.y_train),
         "test": split_summary(dataset.x_test, dataset.y_test),
     }
-
-
-def save_sample_grid(dataset: Dataset, path: str | os.PathLike, count: int = 32, columns: int = 8) -> Path:
-    """Save a PNG grid of the first `count` training images, each titled with its label, atomically."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise missing_extra("matplotlib", "toolkit") from exc
-
-    count = max(1, min(count, len(dataset.x_train)))
-    rows = -(-count // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.5), squeeze=False)
-    try:
-        for index, axis in enumerate(axes.flat):
-            axis.set_axis_off()
-            if index >= count:
-                continue
-            label = int(dataset.y_train[index])
-            class_name = dataset.class_names[label]
-            axis.imshow(dataset.x_train[index], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-            axis.set_title(str(label) if class_name == str(label) else f"{label} {class_name}", fontsize=9)
-        figure.suptitle(f"{Path(dataset.name).name}: first {count} training images with their labels", fontsize=10)
-        figure.tight_layout()
-        with atomic_path(path) as temporary:
-            figure.savefig(temporary, format="png", dpi=100)
-    finally:
-        plt.close(figure)
-    return Path(path)
 
 
 def _checked(name: str, arrays: dict[str, np.ndarray], class_names: Any, source: str) -> Dataset:

@@ -32,6 +32,25 @@ def _save(figure: Any, path: str | os.PathLike) -> None:
     plt.close(figure)
 
 
+def plot_sample_grid(images: Any, labels: Any, class_names: Sequence[str], path: str | os.PathLike, title: str, columns: int = 8) -> None:
+    """A grid of images, each titled with its label (and class name where it is not the digit itself)."""
+    plt = _pyplot()
+    count = len(images)
+    rows = -(-count // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.5), squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.set_axis_off()
+        if index >= count:
+            continue
+        label = int(labels[index])
+        class_name = class_names[label]
+        axis.imshow(images[index], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        axis.set_title(str(label) if class_name == str(label) else f"{label} {class_name}", fontsize=9)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    _save(figure, path)
+
+
 def plot_training_curves(history: dict[str, list[float]], path: str | os.PathLike, title: str = "") -> None:
     """Loss and accuracy per epoch, train beside test."""
     plt = _pyplot()

@@ -20,7 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgeship.data import describe, load_dataset, save_sample_grid
+    from pathlib import Path
+
+    from edgeship.data import describe, load_dataset
+    from edgeship.plots import plot_sample_grid
     from edgeship.errors import UsageError
     from edgeship.files import atomic_write_json
 
@@ -30,8 +33,10 @@ def run(args: argparse.Namespace) -> int:
     summary = describe(dataset)
     print(format_summary(summary))
     if args.plot:
-        path = save_sample_grid(dataset, args.plot, count=args.count)
-        print(f"\nsample grid  {path}")
+        count = min(args.count, len(dataset.x_train))
+        title = f"{Path(dataset.name).name}: first {count} training images with their labels"
+        plot_sample_grid(dataset.x_train[:count], dataset.y_train[:count], dataset.class_names, args.plot, title)
+        print(f"\nsample grid  {args.plot}")
     if args.json:
         path = atomic_write_json(args.json, summary)
         print(f"summary json {path}")
