@@ -1,11 +1,75 @@
-"""`edgeship pipeline` (being built)."""
+"""`edgeship pipeline`: data → train → export → verify → bench → report in one run folder."""
 
-HELP = "pipeline"
+from __future__ import annotations
+
+import argparse
+
+HELP = "run every stage (data, train, export, verify, bench, report) into one run folder; exit 1 if a gate fails"
 
 
-def add_arguments(parser):
-    pass
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default="mnist-sample", help="mnist-sample (default), mnist, fashion_mnist, or a path")
+    parser.add_argument("--model", default="mlp", help="architecture: mlp (the seed exercise, default) or cnn")
+    parser.add_argument("--epochs", type=int, default=5, help="training epochs (default: 5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for training, calibration sampling (default: 0)")
+    parser.add_argument("--out", default="artifacts/latest", help="run folder (default: artifacts/latest)")
+    parser.add_argument("--formats", help="comma-separated export formats (default: every format that can run here)")
+    parser.add_argument("--max-images", type=int, help="verify on only the first N test images")
+    parser.add_argument("--threads", default="1,2", help="bench thread counts (default: 1,2)")
+    parser.add_argument("--batch", default="1,32,256", help="bench batch sizes (default: 1,32,256)")
+    parser.add_argument("--bench-seconds", type=float, default=1.0, help="time budget per bench row, s (default: 1.0)")
 
 
-def run(args):
-    raise NotImplementedError
+def run(args: argparse.Namespace) -> int:
+    import sys
+    import time
+    from pathlib import Path
+
+    from edgeship.bench import bench_bundle, parse_positive_list
+    from edgeship.data import load_dataset
+    from edgeship.errors import UsageError
+    from edgeship.files import atomic_write_json, ensure_directory
+    from edgeship.parity import format_table, raise_if_failed, verify_bundle
+
+    if args.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+    threads, batches = parse_positive_list(args.threads, "--threads"), parse_positive_list(args.batch, "--batch")
+    formats = [name.strip() for name in args.formats.split(",")] if args.formats else None
+    out = ensure_directory(args.out)
+    started = time.perf_counter()
+
+    def step(number: int, text: str) -> None:
+        print(f"[{number}/6] {text}  (+{time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+
+    step(1, f"data: {args.dataset}")
+    dataset = load_dataset(args.dataset)
+    print(f"dataset {dataset.name}: {len(dataset.x_train)} train / {len(dataset.x_test)} test images, {dataset.num_classes} classes")
+
+    from edgeship.export import export_bundle, format_export_table
+    from edgeship.train import train_model
+
+    step(2, f"train: {args.model}, {args.epochs} epochs, seed {args.seed}")
+    trained = train_model(args.model, dataset, epochs=args.epochs, seed=args.seed, out=out)
+    print(f"trained {args.model}: test accuracy {trained.metrics['test_accuracy']:.4f} in {trained.metrics['training_seconds']:.1f} s")
+
+    step(3, "export: " + (", ".join(formats) if formats else "every format"))
+    bundle = out / "bundle"
+    exported = export_bundle(trained.model_path, bundle, formats=formats, dataset=dataset, seed=args.seed)
+    print(format_export_table(exported))
+
+    step(4, "verify: every artifact against the Keras model")
+    verified = verify_bundle(bundle, dataset, max_images=args.max_images)
+    atomic_write_json(out / "verify.json", verified.to_dict())
+    print(format_table(verified))
+
+    step(5, f"bench: threads {threads}, batches {batches}")
+    benched = bench_bundle(bundle, threads=threads, batches=batches, seconds=args.bench_seconds, keras_model=trained.model_path)
+    atomic_write_json(out / "bench.json", benched)
+
+    step(6, "report")
+    from edgeship.report import build_report
+
+    written = build_report(out)
+    print(f"\nreport: {written['markdown']}  ({time.perf_counter() - started:.0f} s in all)")
+    raise_if_failed(verified)
+    return 0
