@@ -186,12 +186,11 @@ def ensure_host_tools() -> dict[str, str]:
     return {package: "installed" for package in missing}
 
 
-def debian_mirror() -> str:
+def debian_mirror(apt: Path = Path("/etc/apt")) -> str:
     """The Debian mirror apt uses here for Bookworm (deb822 .sources or one-line .list), else deb.debian.org."""
     override = os.environ.get("EDGESHIP_DEBIAN_MIRROR")
     if override:
         return override.rstrip("/")
-    apt = Path("/etc/apt")
     for path in sorted(apt.glob("sources.list.d/*.sources")):
         for stanza in re.split(r"\n\s*\n", path.read_text(encoding="utf-8", errors="replace")):
             fields = dict(
@@ -315,13 +314,20 @@ def install_runtime(wheel: Path, extra: str, site: Path, wheels: Path, log: Path
     return versions, hit
 
 
-def ensure_bundle(bundle: str | None, out: Path, log: Path) -> Path:
+def given_bundle(bundle: str | None) -> Path | None:
+    """The --bundle folder, checked before any slow step."""
+    if bundle is None:
+        return None
+    path = Path(bundle).resolve()
+    if not (path / "manifest.json").is_file():
+        raise CheckError(f"--bundle {bundle} is not a bundle (no manifest.json); give a folder written by `edgeship export`")
+    return path
+
+
+def ensure_bundle(bundle: Path | None, out: Path, log: Path) -> Path:
     """The bundle to check: the one given, or the seed MLP trained and exported here with the dev venv."""
-    if bundle:
-        path = Path(bundle).resolve()
-        if not (path / "manifest.json").is_file():
-            raise CheckError(f"{path} is not a bundle (no manifest.json); give a folder written by `edgeship export`")
-        return path
+    if bundle is not None:
+        return bundle
     run_folder, path = out / "mlp-run", out / "bundle"
     say("training the seed MLP and exporting its TFLite bundle with the dev venv")
     edgeship = [sys.executable, "-m", "edgeship.cli"]
@@ -396,6 +402,7 @@ def probe_unsupported(root: Path, qemu: str, cpu: str, wheel: Path, bundle: Path
 def check(args: argparse.Namespace, result: Result, out: Path, work: Path) -> None:
     """The whole check; fills `result` as it goes."""
     cache, logs = Path(args.cache).expanduser(), out / "logs"
+    bundle = given_bundle(args.bundle)
     result.min_agreement = args.min_agreement
     result.host = {"machine": platform.machine(), "python": platform.python_version(), "cpus": str(os.cpu_count())}
     result.not_testable_under_emulation = {extra: {"documented": text} for extra, text in NOT_TESTABLE.items()}
@@ -417,7 +424,7 @@ def check(args: argparse.Namespace, result: Result, out: Path, work: Path) -> No
     result.emulated = emulator.label
     result.target = {"debian": root_details["debian"], "python": root_details["python"], **versions}
     with timed(result, "bundle"):
-        bundle = ensure_bundle(args.bundle, out, logs / "bundle.log")
+        bundle = ensure_bundle(bundle, out, logs / "bundle.log")
     result.bundle = str(bundle)
     artifacts = bundle_tflite_artifacts(bundle)
     if not artifacts:
