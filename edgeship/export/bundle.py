@@ -1,0 +1,390 @@
+"""export_bundle: one Keras classifier in, one bundle folder out (manifest.json, model files, golden.npz).
+
+Every requested format is exported, loaded in its real interpreter and compared with the Keras
+model on the dataset's test split. A format that fails is recorded with its reason and the others
+go on. The whole bundle is staged beside its destination and swapped in at the end, so a re-export
+replaces it as a whole and an interrupted export leaves the previous bundle (or none).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgeship import __version__
+from edgeship.errors import DatasetError, ModelError, OutputError, UsageError
+from edgeship.export.base import ExportOptions, FormatSkipped, ProgressCallback, model_inputs
+from edgeship.export.interpreters import open_runner
+from edgeship.export.keras_model import LoadedClassifier, fitted_input_shape, is_probability_rows, load_classifier, softmax
+from edgeship.export.onnx import MAX_OPSET, MIN_OPSET
+from edgeship.export.registry import FORMATS, ExportFormat, parse_formats
+from edgeship.export.tflite import INT8_IO_TYPES
+from edgeship.files import atomic_directory, atomic_write_bytes, atomic_write_json, sha256_file
+from edgeship.manifest import MANIFEST_NAME, Artifact, InputSpec, Manifest
+from edgeship.modelcard import card_path, read_card
+from edgeship.parity import compare
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATASET = "mnist-sample"
+DEFAULT_SCALE = 1.0 / 255.0
+GOLDEN_NAME = "golden.npz"
+GOLDEN_COUNT = 100
+TOOL_DISTRIBUTIONS = {
+    "tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-macos"),
+    "keras": ("keras",),
+    "tf2onnx": ("tf2onnx",),
+    "onnx": ("onnx",),
+    "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
+    "onnxslim": ("onnxslim",),
+    "ai-edge-litert": ("ai-edge-litert",),
+}
+KERAS_BATCH = 256
+
+
+@dataclass
+class SummaryRow:
+    """One line of the export table."""
+
+    format: str
+    status: str
+    bytes: int | None
+    accuracy: float | None
+    agreement: float | None
+    max_abs_diff: float | None
+    export_seconds: float | None
+    reason: str | None
+
+
+@dataclass
+class ExportResult:
+    """The bundle written, its manifest and the summary table's rows."""
+
+    bundle: Path
+    manifest: Manifest
+    rows: list[SummaryRow]
+
+    @property
+    def failed(self) -> list[SummaryRow]:
+        return [row for row in self.rows if row.status == "failed"]
+
+
+@dataclass
+class _Reference:
+    """The Keras model's answers on the test split, which every artifact is compared with."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    probabilities: np.ndarray
+    accuracy: float
+
+
+def export_bundle(
+    model_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    formats: str | list[str] | None = None,
+    dataset: Any = None,
+    calibration_images: int = 300,
+    seed: int = 0,
+    input_scale: float | None = None,
+    labels: list[str] | None = None,
+    opset: int = 17,
+    int8_io: str = "uint8",
+    simplify_onnx: bool = True,
+    safe_mode: bool = True,
+    progress: ProgressCallback | None = None,
+    say: Callable[[str], None] | None = None,
+) -> ExportResult:
+    """Export `model_path` to every format in `formats` (default: all) into the bundle folder `out_dir`.
+
+    `dataset`: a name or path for edgeship.data.load_dataset, a Dataset, or None for the model
+    card's dataset (else mnist-sample). Calibration uses `calibration_images` training images
+    drawn with `seed`; parity uses the whole test split.
+    """
+    names = parse_formats(formats)
+    _check_options(calibration_images, opset, int8_io, input_scale)
+    model_path, out_dir = Path(model_path), Path(out_dir)
+    _refuse_foreign_folder(out_dir)
+    say = say or log.info
+    card = read_card(model_path)
+    data = _load_dataset(dataset, card)
+    classifier = load_classifier(model_path, safe_mode=safe_mode)
+    input_shape = fitted_input_shape(classifier, data.image_shape, data.name)
+    input_spec = _input_spec(classifier, card, input_shape, input_scale, model_path)
+    class_names = _labels(classifier, card, data, labels, model_path)
+    x_train, y_train, x_test, y_test, label_note = _classes_in_model(data, classifier.classes)
+
+    say(f"keras reference on {len(x_test)} test images of {data.name}")
+    reference, output_kind = _keras_reference(classifier, x_test, y_test, input_spec, input_shape)
+    if calibration_images > len(x_train):
+        raise UsageError(
+            f"--calibration-images {calibration_images} is more than the {len(x_train)} training images of "
+            f"{data.name}; choose at most {len(x_train)}"
+        )
+    chosen = np.sort(np.random.default_rng(seed).choice(len(x_train), size=calibration_images, replace=False))
+    calibration = {"dataset": data.name, "split": "train", "images": int(calibration_images), "seed": int(seed)}
+    options = ExportOptions(
+        input_shape=input_shape,
+        input_spec=input_spec,
+        labels=class_names,
+        output_kind=output_kind,
+        calibration_images=x_train[chosen],
+        calibration=calibration,
+        opset=opset,
+        int8_io=int8_io,
+        simplify_onnx=simplify_onnx,
+        progress=progress,
+    )
+
+    with atomic_directory(out_dir) as staging:
+        artifacts = []
+        for name in names:
+            say(f"exporting {name}")
+            artifacts.append(_export_one(FORMATS[name], classifier.model, staging, options, reference, class_names))
+        golden = _write_golden(staging, reference)
+        manifest = Manifest(
+            labels=class_names,
+            input=input_spec,
+            artifacts=artifacts,
+            output_kind=output_kind,
+            source_model=_source_model(classifier, card, out_dir),
+            dataset={
+                "name": data.name,
+                "source": getattr(data, "source", ""),
+                "test_images": int(len(x_test)),
+                "keras_accuracy": reference.accuracy,
+                "calibration": calibration,
+                **({"classes_used": label_note} if label_note else {}),
+            },
+            golden=golden,
+            tools=_tool_versions(artifacts),
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        atomic_write_json(staging / MANIFEST_NAME, manifest.to_dict())
+    return ExportResult(bundle=out_dir, manifest=manifest, rows=[_row(artifact) for artifact in artifacts])
+
+
+def _check_options(calibration_images: int, opset: int, int8_io: str, input_scale: float | None) -> None:
+    """Refuse option values that cannot work before any heavy work starts."""
+    if calibration_images < 1:
+        raise UsageError(f"--calibration-images must be at least 1, got {calibration_images}")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise UsageError(f"--opset {opset} is not supported; choose {MIN_OPSET}..{MAX_OPSET} (default 17)")
+    if int8_io not in INT8_IO_TYPES:
+        raise UsageError(f"--int8-io must be one of {', '.join(INT8_IO_TYPES)}, got {int8_io!r}")
+    if input_scale is not None and (not np.isfinite(input_scale) or input_scale <= 0):
+        raise UsageError(f"--input-scale must be a positive number, got {input_scale}")
+
+
+def _refuse_foreign_folder(out_dir: Path) -> None:
+    """Replacing a bundle is fine; replacing a folder of other files (or the model's own) is not."""
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST_NAME).is_file():
+        raise OutputError(
+            f"{out_dir} exists and is not an edgeship bundle (no {MANIFEST_NAME}); "
+            "choose a new folder for --out, export replaces its destination as a whole"
+        )
+
+
+def _load_dataset(dataset: Any, card: Any) -> Any:
+    """A Dataset from a name/path, a Dataset as is, or the card's dataset (else the bundled sample)."""
+    if dataset is None:
+        dataset = (card.dataset if card is not None and card.dataset else None) or DEFAULT_DATASET
+    if isinstance(dataset, (str, os.PathLike)):
+        from edgeship.data import load_dataset
+
+        return load_dataset(dataset)
+    return dataset
+
+
+def _input_spec(
+    classifier: LoadedClassifier, card: Any, input_shape: tuple[int, ...], input_scale: float | None, model_path: Path
+) -> InputSpec:
+    """The scaling from raw pixels: the card's when there is one, else the option, else 1/255 (1.0 after Rescaling)."""
+    if card is not None:
+        if input_scale is not None and not np.isclose(input_scale, card.input.scale, rtol=1e-6):
+            raise UsageError(
+                f"--input-scale {input_scale:g} contradicts the scale {card.input.scale:g} recorded in "
+                f"{card_path(model_path).name}; drop the option or fix the card"
+            )
+        return InputSpec(
+            shape=list(input_shape), layout="NHWC", dtype="uint8", scale=card.input.scale,
+            mean=card.input.mean, std=card.input.std, value_range=list(card.input.value_range),
+        )
+    if input_scale is None:
+        input_scale = 1.0 if classifier.rescaling_first else DEFAULT_SCALE
+    return InputSpec(shape=list(input_shape), layout="NHWC", dtype="uint8", scale=float(input_scale))
+
+
+def _labels(classifier: LoadedClassifier, card: Any, data: Any, labels: list[str] | None, model_path: Path) -> list[str]:
+    """Class names: the option's, the card's, the dataset's when the counts match, else "0".."N-1"."""
+    for source, names in (("--labels", labels), (card_path(model_path).name, card.labels if card else None)):
+        if names is not None:
+            if len(names) != classifier.classes:
+                raise ModelError(f"{source} names {len(names)} classes but the model outputs {classifier.classes}")
+            return [str(name) for name in names]
+    if len(data.class_names) == classifier.classes:
+        return list(data.class_names)
+    return [str(index) for index in range(classifier.classes)]
+
+
+def _classes_in_model(data: Any, classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str | None]:
+    """The dataset's images whose labels the model can output (a 5-class model on MNIST keeps digits 0-4)."""
+    if int(max(data.y_train.max(), data.y_test.max())) < classes:
+        return data.x_train, data.y_train, data.x_test, data.y_test, None
+    keep_train, keep_test = data.y_train < classes, data.y_test < classes
+    if not keep_train.any() or not keep_test.any():
+        raise DatasetError(f"dataset {data.name} has no images with labels 0..{classes - 1}; use the model's own dataset")
+    note = f"labels 0..{classes - 1} of {data.name}'s {len(data.class_names)} (the model has {classes} classes)"
+    log.warning("the model has %d classes: using only %s", classes, note)
+    return data.x_train[keep_train], data.y_train[keep_train], data.x_test[keep_test], data.y_test[keep_test], note
+
+
+def _keras_reference(
+    classifier: LoadedClassifier, images: np.ndarray, labels: np.ndarray, spec: InputSpec, input_shape: tuple[int, ...]
+) -> tuple[_Reference, str]:
+    """The Keras model's probabilities on the test split, and whether it outputs probabilities or logits."""
+    outputs = np.asarray(
+        classifier.model.predict(model_inputs(images, spec, input_shape), batch_size=KERAS_BATCH, verbose=0),
+        dtype=np.float32,
+    )
+    output_kind = "probabilities" if classifier.softmax_output or is_probability_rows(outputs) else "logits"
+    probabilities = outputs if output_kind == "probabilities" else softmax(outputs)
+    accuracy = float((probabilities.argmax(axis=1) == labels).mean())
+    return _Reference(images, labels, probabilities, accuracy), output_kind
+
+
+def _export_one(
+    export_format: ExportFormat,
+    model: Any,
+    staging: Path,
+    options: ExportOptions,
+    reference: _Reference,
+    class_names: list[str],
+) -> Artifact:
+    """Export one format, load it in its interpreter and measure parity; a failure becomes a failed artifact."""
+    artifact = Artifact(
+        name=export_format.name, status="ok", format=export_format.family, precision=export_format.precision
+    )
+    path = staging / export_format.filename
+    started = time.perf_counter()
+    try:
+        record = export_format.exporter(model, path, options)
+    except FormatSkipped as exc:
+        return _not_made(artifact, "skipped", str(exc), path)
+    except OutputError:
+        raise
+    except Exception as exc:
+        log.debug("%s failed", export_format.name, exc_info=True)
+        return _not_made(artifact, "failed", _reason(exc), path)
+    artifact.export_seconds = round(time.perf_counter() - started, 3)
+    artifact.file = path.name
+    artifact.bytes = path.stat().st_size
+    artifact.sha256 = sha256_file(path)
+    artifact.details = record.details
+    if not export_format.runnable_here:
+        artifact.details["parity"] = "not measured: this file runs only on its accelerator"
+        return artifact
+    try:
+        runner = open_runner(path, export_format.family)
+        artifact.input, artifact.output = runner.input_spec(), runner.output_spec()
+        outputs = runner.run(model_inputs(reference.images, options.input_spec, options.input_shape))
+    except Exception as exc:
+        log.debug("%s does not run", export_format.name, exc_info=True)
+        return _not_made(artifact, "failed", f"exported, but its interpreter cannot run it: {_reason(exc)}", path)
+    probabilities = outputs if options.output_kind == "probabilities" else softmax(outputs)
+    comparison = compare(reference.probabilities, probabilities, reference.labels, class_names)
+    artifact.details["interpreter"] = runner.interpreter
+    artifact.parity = {
+        "images": comparison.images,
+        "accuracy": comparison.accuracy,
+        "keras_accuracy": comparison.reference_accuracy,
+        "accuracy_delta_pp": comparison.accuracy_delta_pp,
+        "agreement": comparison.agreement,
+        "max_abs_diff": comparison.max_abs_diff,
+        "mean_abs_diff": comparison.mean_abs_diff,
+    }
+    return artifact
+
+
+def _not_made(artifact: Artifact, status: str, reason: str, path: Path) -> Artifact:
+    """Record a format that was skipped or failed, leaving no stray file of it in the bundle."""
+    path.unlink(missing_ok=True)
+    artifact.status, artifact.reason, artifact.file = status, reason, None
+    artifact.bytes = artifact.sha256 = artifact.input = artifact.output = artifact.parity = None
+    artifact.details = {}
+    return artifact
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying why: the exception's type and its first non-empty line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else 'no message'}"[:500]
+
+
+def _write_golden(staging: Path, reference: _Reference) -> dict[str, Any]:
+    """golden.npz: the first test images (uint8), the Keras probabilities and the true labels, for self-tests."""
+    count = min(GOLDEN_COUNT, len(reference.images))
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer,
+        images=reference.images[:count].astype(np.uint8),
+        probabilities=reference.probabilities[:count].astype(np.float32),
+        labels=reference.labels[:count].astype(np.int64),
+    )
+    path = atomic_write_bytes(staging / GOLDEN_NAME, buffer.getvalue())
+    return {"file": GOLDEN_NAME, "sha256": sha256_file(path), "count": count}
+
+
+def _source_model(classifier: LoadedClassifier, card: Any, out_dir: Path) -> dict[str, Any]:
+    """Where the model came from: its path relative to the bundle where possible, and its sha256."""
+    model_path = classifier.path.resolve()
+    try:
+        recorded = os.path.relpath(model_path, out_dir.resolve())
+    except ValueError:
+        recorded = str(model_path)
+    return {
+        "file": Path(recorded).as_posix(),
+        "sha256": sha256_file(model_path),
+        "card": card_path(model_path).name if card is not None else None,
+        "architecture": card.architecture if card is not None else "",
+        "classes": classifier.classes,
+    }
+
+
+def _tool_versions(artifacts: list[Artifact]) -> dict[str, str]:
+    """Versions of the tools that made the files (installed distributions only, no imports)."""
+    tools = {"edgeship": __version__}
+    for tool, distributions in TOOL_DISTRIBUTIONS.items():
+        for distribution in distributions:
+            try:
+                tools[tool] = metadata.version(distribution)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    for artifact in artifacts:
+        if artifact.ok and artifact.details.get("compiler_version"):
+            tools["edgetpu_compiler"] = artifact.details["compiler_version"]
+    return tools
+
+
+def _row(artifact: Artifact) -> SummaryRow:
+    parity = artifact.parity or {}
+    return SummaryRow(
+        format=artifact.name,
+        status=artifact.status,
+        bytes=artifact.bytes,
+        accuracy=parity.get("accuracy"),
+        agreement=parity.get("agreement"),
+        max_abs_diff=parity.get("max_abs_diff"),
+        export_seconds=artifact.export_seconds,
+        reason=artifact.reason or (None if artifact.parity or not artifact.ok else artifact.details.get("parity")),
+    )

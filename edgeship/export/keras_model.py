@@ -1,0 +1,127 @@
+"""Load a Keras classifier safely and read what export needs from it: input shape, classes, output kind.
+
+Any user's `.keras` file comes through here, so every refusal names the file and what was expected:
+one input, one output of shape (batch, classes), an input that the dataset's images fit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeship.errors import DatasetError, ModelError
+
+log = logging.getLogger(__name__)
+
+PROBABILITY_TOLERANCE = 1e-3
+
+
+@dataclass
+class LoadedClassifier:
+    """A loaded Keras classifier and the facts export reads from it."""
+
+    model: Any
+    path: Path
+    input_shape: tuple[int | None, ...]
+    classes: int
+    softmax_output: bool
+    rescaling_first: bool
+
+
+def load_classifier(model_path: str | os.PathLike, safe_mode: bool = True) -> LoadedClassifier:
+    """Load `model_path` with Keras (safe_mode on by default) and check that it is a single-input classifier."""
+    path = Path(model_path)
+    if not path.is_file():
+        raise ModelError(f"model file {path} not found; give the path of a .keras file saved with model.save()")
+    import keras
+
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
+    except Exception as exc:
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        hint = (
+            "if you trust this file, pass --no-safe-mode"
+            if "safe_mode" in str(exc)
+            else "give a .keras file saved with model.save()"
+        )
+        raise ModelError(f"{path} is not a loadable Keras model ({type(exc).__name__}: {first_line}); {hint}") from exc
+    return inspect_classifier(model, path)
+
+
+def inspect_classifier(model: Any, path: Path) -> LoadedClassifier:
+    """Check one input and one (batch, classes) output; read the input shape, the head and a leading Rescaling."""
+    inputs = getattr(model, "inputs", None)
+    outputs = getattr(model, "outputs", None)
+    if not inputs or not outputs:
+        raise ModelError(f"{path} has no defined inputs/outputs (a subclassed model?); save a Functional or Sequential model")
+    if len(inputs) != 1:
+        raise ModelError(f"{path} has {len(inputs)} inputs; export needs a single-input image classifier")
+    if len(outputs) != 1:
+        raise ModelError(f"{path} has {len(outputs)} outputs; export needs one output of shape (batch, classes)")
+    output_shape = tuple(outputs[0].shape)
+    if len(output_shape) != 2 or output_shape[1] is None or output_shape[1] < 2:
+        raise ModelError(
+            f"{path} is not a classifier: its output has shape {output_shape}; "
+            "export needs an output of shape (batch, classes) with at least 2 classes"
+        )
+    if not np.issubdtype(np.dtype(inputs[0].dtype), np.floating):
+        raise ModelError(f"{path} takes {inputs[0].dtype} input; export needs a float image input")
+    return LoadedClassifier(
+        model=model,
+        path=path,
+        input_shape=tuple(inputs[0].shape[1:]),
+        classes=int(output_shape[1]),
+        softmax_output=_ends_in_softmax(model),
+        rescaling_first=_starts_with_rescaling(model),
+    )
+
+
+def _ends_in_softmax(model: Any) -> bool:
+    """True when the last layer is a softmax (an activation, a Softmax layer or a Dense with softmax)."""
+    layer = model.layers[-1]
+    if type(layer).__name__ == "Softmax":
+        return True
+    activation = layer.get_config().get("activation")
+    return activation == "softmax"
+
+
+def _starts_with_rescaling(model: Any) -> bool:
+    """True when the first computing layer is Rescaling: the model then takes raw pixels."""
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    return bool(layers) and type(layers[0]).__name__ == "Rescaling"
+
+
+def fitted_input_shape(classifier: LoadedClassifier, image_shape: tuple[int, ...], dataset_name: str) -> tuple[int, ...]:
+    """The model's input shape with unknown sizes taken from the dataset; DatasetError when the images do not fit.
+
+    Fits: the model takes (H, W) or (H, W, 1) and the dataset's images are (H, W).
+    """
+    model_shape = classifier.input_shape
+    for candidate in (tuple(image_shape), (*image_shape, 1)):
+        if len(candidate) == len(model_shape) and all(m is None or m == c for m, c in zip(model_shape, candidate)):
+            return candidate
+    shown = tuple("?" if d is None else d for d in model_shape)
+    raise DatasetError(
+        f"dataset {dataset_name} has images of shape {tuple(image_shape)}, but {classifier.path.name} takes {shown}; "
+        f"use a dataset with {shown[0]}x{shown[1]} grey images or a model with input {tuple(image_shape)} "
+        f"or {(*image_shape, 1)}"
+    )
+
+
+def is_probability_rows(outputs: np.ndarray) -> bool:
+    """True when every row is a probability distribution (non-negative, sums to 1)."""
+    return bool(
+        np.all(outputs >= -PROBABILITY_TOLERANCE)
+        and np.allclose(outputs.sum(axis=1), 1.0, atol=PROBABILITY_TOLERANCE)
+    )
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64, returned as float32."""
+    shifted = np.exp(logits.astype(np.float64) - logits.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -1,0 +1,122 @@
+"""ONNX exporter: tf2onnx on a `tf.function` with an explicit input signature, opset 17 by default.
+
+`tf2onnx.convert.from_keras` does not work with Keras 3 models (onnx/tensorflow-onnx#2329), so the
+model's inference call is wrapped in a `tf.function` and converted with `from_function`, as Keras'
+own ONNX export does. The batch dimension stays dynamic and is named `batch`; labels and input
+scaling go into `metadata_props` so a bare .onnx file still says how to feed it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from edgeship import __version__
+from edgeship.errors import ExportError, missing_extra
+from edgeship.export.base import ExportOptions, ExportRecord, native_output_to_log
+from edgeship.files import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "image"
+BATCH_DIM = "batch"
+MIN_OPSET, MAX_OPSET = 13, 18
+
+
+def import_tf2onnx() -> Any:
+    """tf2onnx and onnx, or the error naming the extra to install."""
+    try:
+        import onnx  # noqa: F401
+        import tf2onnx
+    except ImportError as exc:
+        raise missing_extra(exc.name or "tf2onnx", "toolkit") from exc
+    return tf2onnx
+
+
+def convert_to_onnx(model: Any, options: ExportOptions) -> tuple[Any, dict[str, Any]]:
+    """The model as a checked ONNX ModelProto (simplified when onnxslim is there) and facts about the conversion."""
+    import onnx
+    import tensorflow as tf
+
+    tf2onnx = import_tf2onnx()
+    if not MIN_OPSET <= options.opset <= MAX_OPSET:
+        raise ExportError(f"opset {options.opset} is not supported; choose {MIN_OPSET}..{MAX_OPSET}")
+    signature = [tf.TensorSpec((None, *options.input_shape), tf.float32, name=INPUT_NAME)]
+    output_name = options.output_kind
+
+    @tf.function(input_signature=signature)
+    def serve(image: Any) -> dict[str, Any]:
+        return {output_name: model(image, training=False)}
+
+    with native_output_to_log("tf2onnx"):
+        proto, _ = tf2onnx.convert.from_function(serve, input_signature=signature, opset=options.opset)
+    refuse_unconverted_ops(proto)
+    details: dict[str, Any] = {"converter": "tf2onnx.convert.from_function", "opset": options.opset}
+    if options.simplify_onnx:
+        proto, details["simplified"] = simplify(proto)
+    name_batch_dimension(proto)
+    add_metadata(proto, options)
+    onnx.checker.check_model(proto, full_check=True)
+    return proto, details
+
+
+def refuse_unconverted_ops(proto: Any) -> None:
+    """Fail when tf2onnx left TensorFlow ops in the graph.
+
+    `from_function` converts with continue_on_error=True, so an op it cannot map stays in the
+    graph under its TensorFlow name instead of raising; this turns that into a clear failure.
+    """
+    import onnx.defs
+
+    unknown = sorted(
+        {node.op_type for node in proto.graph.node if not onnx.defs.has(node.op_type, node.domain or "")}
+    )
+    if unknown:
+        raise ExportError(f"tf2onnx could not convert these ops: {', '.join(unknown)}")
+
+
+def simplify(proto: Any) -> tuple[Any, dict[str, Any]]:
+    """Fold constants and fuse ops with onnxslim when it is installed; the record says what happened."""
+    try:
+        import onnxslim
+    except ImportError:
+        return proto, {"tool": None, "reason": "onnxslim is not installed"}
+    nodes_before = len(proto.graph.node)
+    slimmed = onnxslim.slim(proto)
+    return slimmed, {
+        "tool": f"onnxslim {onnxslim.__version__}",
+        "nodes_before": nodes_before,
+        "nodes_after": len(slimmed.graph.node),
+    }
+
+
+def name_batch_dimension(proto: Any) -> None:
+    """Give the first dimension of every graph input and output the same symbolic name, `batch`."""
+    for value in (*proto.graph.input, *proto.graph.output):
+        dimension = value.type.tensor_type.shape.dim[0]
+        dimension.ClearField("dim_value")
+        dimension.dim_param = BATCH_DIM
+
+
+def add_metadata(proto: Any, options: ExportOptions) -> None:
+    """Store labels, input scaling and output kind in metadata_props (replacing any earlier values)."""
+    values = {
+        "labels": json.dumps(options.labels),
+        "input": json.dumps(options.input_spec.to_dict()),
+        "output_kind": options.output_kind,
+        "producer": f"edgeship {__version__}",
+    }
+    kept = [prop for prop in proto.metadata_props if prop.key not in values]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    for key, value in values.items():
+        proto.metadata_props.add(key=key, value=value)
+
+
+def export_onnx(model: Any, path: Path, options: ExportOptions) -> ExportRecord:
+    """Float32 ONNX with a dynamic batch, checked by onnx.checker."""
+    proto, details = convert_to_onnx(model, options)
+    atomic_write_bytes(path, proto.SerializeToString())
+    return ExportRecord(path, details)

@@ -1,0 +1,59 @@
+"""The export formats by name: one line a format, naming its family, precision, file name and exporter.
+
+A new format is one exporter module, one line here and its tests. The exporter modules import
+TensorFlow and friends only inside their functions, so reading this registry stays cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from edgeship.errors import UsageError
+from edgeship.export.base import ExportRecord
+from edgeship.export.edgetpu import export_edgetpu
+from edgeship.export.onnx import export_onnx
+from edgeship.export.onnx_int8 import export_onnx_int8
+from edgeship.export.tflite import export_tflite_dynamic, export_tflite_fp16, export_tflite_fp32, export_tflite_int8
+
+Exporter = Callable[..., ExportRecord]
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One format: its name on the command line, the manifest's family and precision, its file and exporter."""
+
+    name: str
+    family: str
+    precision: str
+    filename: str
+    exporter: Exporter
+    runnable_here: bool = True
+
+
+FORMATS: dict[str, ExportFormat] = {
+    f.name: f
+    for f in (
+        ExportFormat("tflite-fp32", "tflite", "fp32", "model_fp32.tflite", export_tflite_fp32),
+        ExportFormat("tflite-fp16", "tflite", "fp16", "model_fp16.tflite", export_tflite_fp16),
+        ExportFormat("tflite-dynamic", "tflite", "dynamic-int8", "model_dynamic.tflite", export_tflite_dynamic),
+        ExportFormat("tflite-int8", "tflite", "int8", "model_int8.tflite", export_tflite_int8),
+        ExportFormat("onnx", "onnx", "fp32", "model.onnx", export_onnx),
+        ExportFormat("onnx-int8", "onnx", "int8", "model_int8.onnx", export_onnx_int8),
+        ExportFormat("edgetpu", "edgetpu", "int8", "model_int8_edgetpu.tflite", export_edgetpu, runnable_here=False),
+    )
+}
+
+
+def parse_formats(formats: str | Iterable[str] | None) -> list[str]:
+    """Format names from "a,b" or a list, checked against the registry; None means all of them, in registry order."""
+    if formats is None:
+        return list(FORMATS)
+    names = [part.strip() for part in formats.split(",")] if isinstance(formats, str) else [str(f).strip() for f in formats]
+    names = [name for name in names if name]
+    if not names:
+        raise UsageError(f"no format given; choose from: {', '.join(FORMATS)}")
+    unknown = [name for name in names if name not in FORMATS]
+    if unknown:
+        raise UsageError(f"unknown format {', '.join(repr(n) for n in unknown)}; valid formats: {', '.join(FORMATS)}")
+    return list(dict.fromkeys(names))

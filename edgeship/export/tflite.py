@@ -1,0 +1,127 @@
+"""TFLite exporters: float32, float16 weights, dynamic-range int8 weights, and full-integer int8.
+
+Keras 3 path: the model goes through a SavedModel written by `keras.export.ExportArchive` (one
+`serve` endpoint calling the model with training=False and an explicit input signature with a
+dynamic batch), then `TFLiteConverter.from_saved_model`. This is the path Keras' own LiteRT export
+takes. `from_keras_model` broke with Keras 3 (tensorflow/tensorflow#63867, keras-team/keras#18430)
+and, where it works again, prints to stdout and silently falls back to a legacy path on error;
+`from_concrete_functions` on a Keras 3 `tf.function` leaves the weights as resource variables, so
+float models come out wrong and calibration fails on READ_VARIABLE (keras-team/keras#19108
+recommends the SavedModel export instead).
+
+Only TFLite builtin ops are allowed (no Flex/Select TF ops): the files must run with the slim
+tflite-runtime or LiteRT on a device, and a model that needs more fails here with the reason.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from edgeship.export.base import ExportOptions, ExportRecord, native_output_to_log
+from edgeship.files import atomic_write_bytes
+
+INT8_IO_TYPES = ("uint8", "int8")
+
+
+def write_saved_model(model: Any, folder: Path, input_shape: tuple[int, ...], batch_size: int | None = None) -> None:
+    """Write the inference call of `model` (training=False) as a SavedModel with one `serve` endpoint."""
+    import keras
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec((batch_size, *input_shape), tf.float32, name="image")]
+
+    def serve(image: Any) -> dict[str, Any]:
+        return {"output": model(image, training=False)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", serve, input_signature=signature)
+    archive.write_out(str(folder), verbose=False)
+
+
+def convert(
+    model: Any, options: ExportOptions, configure: Callable[[Any], None], batch_size: int | None = None
+) -> bytes:
+    """Convert `model` to a TFLite flatbuffer; `configure` sets the converter's optimisation options."""
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory(prefix="edgeship-savedmodel-") as folder:
+        write_saved_model(model, Path(folder), options.input_shape, batch_size)
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        configure(converter)
+        with native_output_to_log("the TFLite converter"):
+            return converter.convert()
+
+
+def export_tflite_fp32(model: Any, path: Path, options: ExportOptions) -> ExportRecord:
+    """Float32 weights and activations: the reference the other TFLite files are compared with."""
+    atomic_write_bytes(path, convert(model, options, lambda converter: None))
+    return ExportRecord(path, {"converter": "TFLiteConverter.from_saved_model"})
+
+
+def export_tflite_fp16(model: Any, path: Path, options: ExportOptions) -> ExportRecord:
+    """Float16 weights (half the size), float32 compute on CPUs; GPU delegates run it in float16."""
+    import tensorflow as tf
+
+    def configure(converter: Any) -> None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+
+    atomic_write_bytes(path, convert(model, options, configure))
+    return ExportRecord(path, {"converter": "TFLiteConverter.from_saved_model", "weights": "float16"})
+
+
+def export_tflite_dynamic(model: Any, path: Path, options: ExportOptions) -> ExportRecord:
+    """Dynamic-range quantization: int8 weights, activations quantized on the fly; float input and output."""
+    import tensorflow as tf
+
+    def configure(converter: Any) -> None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+
+    atomic_write_bytes(path, convert(model, options, configure))
+    return ExportRecord(path, {"converter": "TFLiteConverter.from_saved_model", "weights": "int8"})
+
+
+def convert_int8(model: Any, options: ExportOptions, batch_size: int | None = None) -> bytes:
+    """Full-integer int8: weights and activations int8, calibrated on real training images; int8 or uint8 I/O.
+
+    With uint8 input the calibrated input quantization of a model taking x = raw / 255 is
+    scale 1/255, zero point 0, so q = round(x / scale) + zero_point is the raw pixel itself.
+    """
+    import tensorflow as tf
+
+    if options.int8_io not in INT8_IO_TYPES:
+        raise ValueError(f"int8 I/O type must be one of {INT8_IO_TYPES}, got {options.int8_io!r}")
+    io_type = tf.uint8 if options.int8_io == "uint8" else tf.int8
+    inputs = options.calibration_inputs()
+
+    def representative_dataset() -> Any:
+        total = len(inputs)
+        for index in range(total):
+            options.report("calibrating tflite-int8", index + 1, total)
+            yield [inputs[index : index + 1]]
+
+    def configure(converter: Any) -> None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = io_type
+        converter.inference_output_type = io_type
+
+    return convert(model, options, configure, batch_size=batch_size)
+
+
+def export_tflite_int8(model: Any, path: Path, options: ExportOptions) -> ExportRecord:
+    """Full-integer int8 TFLite (the Edge TPU's input and the smallest file), calibrated on real images."""
+    atomic_write_bytes(path, convert_int8(model, options))
+    return ExportRecord(
+        path,
+        {
+            "converter": "TFLiteConverter.from_saved_model",
+            "io_type": options.int8_io,
+            "calibration": {**options.calibration, "method": "TFLite min/max over the representative dataset"},
+        },
+    )
