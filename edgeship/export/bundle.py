@@ -22,7 +22,7 @@ import numpy as np
 
 from edgeship import __version__
 from edgeship.errors import DatasetError, ModelError, OutputError, UsageError
-from edgeship.export.base import ExportOptions, FormatSkipped, ProgressCallback, model_inputs
+from edgeship.export.base import ExportOptions, FormatSkipped, ProgressCallback, model_inputs, native_output_to_log
 from edgeship.export.interpreters import open_runner
 from edgeship.export.keras_model import LoadedClassifier, fitted_input_shape, is_probability_rows, load_classifier, softmax
 from edgeship.export.onnx import MAX_OPSET, MIN_OPSET
@@ -294,9 +294,10 @@ def _export_one(
         artifact.details["parity"] = "not measured: this file runs only on its accelerator"
         return artifact
     try:
-        runner = open_runner(path, export_format.family)
-        artifact.input, artifact.output = runner.input_spec(), runner.output_spec()
-        outputs = runner.run(model_inputs(reference.images, options.input_spec, options.input_shape))
+        with native_output_to_log(f"the {export_format.family} interpreter"):
+            runner = open_runner(path, export_format.family)
+            artifact.input, artifact.output = runner.input_spec(), runner.output_spec()
+            outputs = runner.run(model_inputs(reference.images, options.input_spec, options.input_shape))
     except Exception as exc:
         log.debug("%s does not run", export_format.name, exc_info=True)
         return _not_made(artifact, "failed", f"exported, but its interpreter cannot run it: {_reason(exc)}", path)

@@ -1,0 +1,143 @@
+"""`edgeship export`: a Keras classifier to a bundle of TFLite/ONNX files, each checked against the model."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from fractions import Fraction
+from typing import Any
+
+HELP = "export a .keras classifier to TFLite/ONNX/Edge TPU files in a bundle with manifest.json and parity figures"
+
+FORMAT_NAMES = "tflite-fp32, tflite-fp16, tflite-dynamic, tflite-int8, onnx, onnx-int8, edgetpu"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="the .keras model file (a card model.edgeship.json beside it supplies labels and scaling)")
+    parser.add_argument("--formats", help=f"comma-separated formats (default: all): {FORMAT_NAMES}")
+    parser.add_argument("--out", help="bundle folder to write or replace (default: 'bundle' beside the model)")
+    parser.add_argument("--dataset", help="calibration and parity data: mnist-sample, mnist, fashion_mnist or a path (default: the card's, else mnist-sample)")
+    parser.add_argument("--calibration-images", type=int, default=300, help="training images to calibrate int8 formats on (default: 300)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for choosing the calibration images (default: 0)")
+    parser.add_argument(
+        "--input-scale", type=parse_scale,
+        help="raw pixel -> model input factor for a model without a card, e.g. 1/255 (default: 1/255; 1.0 when the model starts with Rescaling)",
+    )
+    parser.add_argument("--labels", help="comma-separated class names for a model without a card (default: the dataset's)")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset, 13..18 (default: 17)")
+    parser.add_argument(
+        "--int8-io", choices=("uint8", "int8"), default="uint8",
+        help="input/output type of tflite-int8 and edgetpu (default: uint8: with scale 1/255 raw pixels go straight in)",
+    )
+    parser.add_argument("--no-simplify", action="store_true", help="keep the ONNX graph as tf2onnx wrote it (no onnxslim)")
+    parser.add_argument("--no-safe-mode", action="store_true", help="let Keras load models that run code from the file (Lambda layers); only for files you trust")
+
+
+def parse_scale(text: str) -> float:
+    """A positive number or fraction, e.g. 0.00392 or 1/255."""
+    try:
+        value = float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError) as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or fraction like 1/255") from exc
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
+
+
+class ProgressLine:
+    """Progress on stderr: calibration counts rewritten in place on a terminal (the final count otherwise).
+
+    It writes to its own duplicate of the stderr descriptor, because the converters' C++ output
+    (descriptors 1 and 2) is sent to the debug log while they run, calibration included.
+    """
+
+    def __init__(self) -> None:
+        try:
+            self.stream = os.fdopen(os.dup(sys.stderr.fileno()), "w", encoding="utf-8", errors="replace")
+            self.owned = True
+        except (AttributeError, OSError, ValueError):
+            self.stream, self.owned = sys.stderr, False
+        self.live = self.stream.isatty()
+
+    def __enter__(self) -> "ProgressLine":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stream.flush()
+        if self.owned:
+            self.stream.close()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.live:
+            self.stream.write(f"\r  {stage} {done}/{total}" + ("\n" if done == total else ""))
+            self.stream.flush()
+        elif done == total:
+            self.say(f"{stage} {total}/{total}")
+
+    def say(self, line: str) -> None:
+        self.stream.write(f"  {line}\n")
+        self.stream.flush()
+
+
+def format_table(rows: list[Any]) -> str:
+    """The summary as a Markdown table: one row a format."""
+    lines = [
+        "| format | status | bytes | accuracy | agreement | max abs Δp | export s | reason |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        cells = [
+            row.format,
+            row.status,
+            f"{row.bytes:,}" if row.bytes is not None else "–",
+            f"{row.accuracy:.4f}" if row.accuracy is not None else "–",
+            f"{row.agreement:.2%}" if row.agreement is not None else "–",
+            f"{row.max_abs_diff:.2e}" if row.max_abs_diff is not None else "–",
+            f"{row.export_seconds:.2f}" if row.export_seconds is not None else "–",
+            (row.reason or "").replace("|", "/"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from edgeship.errors import ExportError
+    from edgeship.export import export_bundle, parse_formats
+
+    formats = parse_formats(args.formats) if args.formats is not None else None
+    out = Path(args.out) if args.out else Path(args.model).parent / "bundle"
+    labels = [label.strip() for label in args.labels.split(",")] if args.labels else None
+    print(f"exporting {args.model} to {out}", file=sys.stderr, flush=True)
+    with ProgressLine() as progress:
+        result = export_bundle(
+            args.model,
+            out,
+            formats=formats,
+            dataset=args.dataset,
+            calibration_images=args.calibration_images,
+            seed=args.seed,
+            input_scale=args.input_scale,
+            labels=labels,
+            opset=args.opset,
+            int8_io=args.int8_io,
+            simplify_onnx=not args.no_simplify,
+            safe_mode=not args.no_safe_mode,
+            progress=progress,
+            say=progress.say,
+        )
+    dataset = result.manifest.dataset
+    print(
+        f"Keras accuracy {dataset['keras_accuracy']:.4f} on {dataset['test_images']} test images of {dataset['name']}; "
+        f"int8 calibrated on {dataset['calibration']['images']} training images (seed {dataset['calibration']['seed']})"
+    )
+    print(format_table(result.rows))
+    print(f"wrote {result.bundle}/manifest.json")
+    if result.failed:
+        names = ", ".join(row.format for row in result.failed)
+        raise ExportError(
+            f"{len(result.failed)} of {len(result.rows)} formats failed ({names}); the others are in {result.bundle}"
+        )
+    return 0
