@@ -1,0 +1,153 @@
+"""The Runner interface every backend implements: activate once, describe tensors, run batches, release.
+
+Modelled on Polygraphy's runners: the interpreter or session is built once in `activate()`, inputs
+are checked here in the base class against the model's own metadata (so every backend refuses a
+bad batch with the same message), and `infer()` runs a batch already in the model's dtype and
+shape. `infer_converted()` lets the caller write its preprocessing straight into the backend's
+input buffer where the backend has one, which saves a copy of every batch.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgeship.errors import InputError, ModelError
+from edgeship.manifest import Quantization
+
+Convert = Callable[[np.ndarray, np.ndarray], None]
+"""convert(source, out): write the model input for `source` (same leading size) into `out`."""
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A model input or output as the backend sees it; a batch dimension of -1 means any size."""
+
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    quantization: Quantization | None = None
+
+    @property
+    def fixed_batch(self) -> int | None:
+        """The batch size the model insists on, or None when any batch size works."""
+        return self.shape[0] if self.shape and self.shape[0] > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        quantization = None
+        if self.quantization is not None:
+            quantization = {"scale": self.quantization.scale, "zero_point": self.quantization.zero_point}
+        return {"name": self.name, "dtype": self.dtype.name, "shape": list(self.shape), "quantization": quantization}
+
+
+@dataclass
+class RunnerInfo:
+    """What a runner actually runs on: for benchmark rows and error messages."""
+
+    backend: str
+    package: str
+    version: str
+    threads: int | None
+    accelerator: str | None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Runner(abc.ABC):
+    """One model file on one backend; build once, run many batches, release."""
+
+    backend = "base"
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        self.path = Path(path)
+        self.threads = threads
+        self.active = False
+        self.input: TensorInfo
+        self.output: TensorInfo
+
+    def activate(self) -> "Runner":
+        """Build the interpreter or session (once) and read the model's tensor metadata."""
+        if not self.active:
+            if not self.path.is_file():
+                raise ModelError(f"model file {self.path} not found")
+            self._activate()
+            self.active = True
+            if self.input.fixed_batch is None:
+                self.infer_converted = self._run  # type: ignore[method-assign]
+        return self
+
+    def release(self) -> None:
+        """Free the interpreter or session; the runner can be activated again."""
+        if self.active:
+            self._release()
+            self.active = False
+            self.__dict__.pop("infer_converted", None)
+
+    def __enter__(self) -> "Runner":
+        return self.activate()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def infer(self, batch: np.ndarray, check_inputs: bool = True) -> np.ndarray:
+        """Run a batch already in the model's dtype and shape; returns the raw output (N, ...)."""
+        if check_inputs:
+            self.check_input(batch)
+        return self._infer(batch, None)
+
+    def infer_converted(self, source: np.ndarray, convert: Convert | None) -> np.ndarray:
+        """Run `source` shaped (N, *model dims) unchecked; `convert` writes the model input into the backend's buffer.
+
+        With convert=None, `source` is already the model input. activate() rebinds this to the
+        backend's own run method when the model takes any batch size, to save a call per batch.
+        """
+        return self._infer(source, convert)
+
+    def check_input(self, batch: Any) -> None:
+        """Refuse a batch whose type, dtype or shape does not match the model's input, the same way on every backend."""
+        expected = self.input
+        if not isinstance(batch, np.ndarray):
+            raise InputError(f"model input must be a numpy array, got {type(batch).__name__}")
+        if batch.dtype != expected.dtype:
+            raise InputError(f"model input must be {expected.dtype.name}, got {batch.dtype.name}")
+        if batch.ndim != len(expected.shape) or any(
+            want > 0 and got != want for got, want in zip(batch.shape[1:], expected.shape[1:])
+        ):
+            want = ", ".join("N" if i == 0 else str(d) for i, d in enumerate(expected.shape))
+            raise InputError(f"model input must have shape ({want}), got {tuple(batch.shape)}")
+        if batch.shape[0] == 0:
+            raise InputError("the batch is empty; give at least one image")
+
+    def _infer(self, source: np.ndarray, convert: Convert | None) -> np.ndarray:
+        """Run whole batches, or chunks of the model's fixed batch size (the last one padded)."""
+        fixed = self.input.fixed_batch
+        if fixed is None or len(source) == fixed:
+            return self._run(source, convert)
+        outputs = []
+        for start in range(0, len(source), fixed):
+            chunk = source[start : start + fixed]
+            count = len(chunk)
+            if count < fixed:
+                padding = np.zeros((fixed - count, *chunk.shape[1:]), dtype=chunk.dtype)
+                chunk = np.concatenate([chunk, padding])
+            outputs.append(self._run(chunk, convert)[:count])
+        return np.concatenate(outputs)
+
+    @abc.abstractmethod
+    def _activate(self) -> None:
+        """Build the backend object; set self.input and self.output."""
+
+    @abc.abstractmethod
+    def _release(self) -> None:
+        """Drop the backend object."""
+
+    @abc.abstractmethod
+    def _run(self, source: np.ndarray, convert: Convert | None) -> np.ndarray:
+        """Run one batch the model accepts as is (its fixed size, or any size if dynamic)."""
+
+    @abc.abstractmethod
+    def info(self) -> RunnerInfo:
+        """The backend, its version, threads and accelerator in use."""
