@@ -1,0 +1,280 @@
+"""The timing loop, the same on a workstation and on a device: latency percentiles, throughput, load time, memory.
+
+Each row is one artifact x backend x threads x batch (x accelerator): warm-up calls first (not
+counted), then timed calls until a time budget is spent (at least `min_runs`), p50/p90/p99 from
+the per-call times. Peak RSS is the process's high-water mark after the row (getrusage), so it
+only grows across rows. `time_callable` and `bench_callable` take any predict function, so other
+references (a Keras model) get rows of the same shape.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from edgeship.errors import BackendUnavailableError, BundleError, UsageError
+from edgeship.files import atomic_write_json
+from edgeship.manifest import load_manifest, resolve_in_bundle
+from edgeship.runtime.backends import FORMAT_BACKENDS, available_backends, backend_module
+from edgeship.runtime.classifier import Classifier
+
+log = logging.getLogger(__name__)
+
+BENCH_SCHEMA = "edgeship.bench/1"
+
+
+@dataclass
+class Timing:
+    """Per-call latency percentiles (milliseconds) and images per second over the timed runs."""
+
+    runs: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    throughput_ips: float
+
+
+@dataclass
+class BenchRow:
+    """One measured configuration; status 'skipped' rows carry the reason instead of numbers."""
+
+    artifact: str
+    format: str | None
+    precision: str | None
+    backend: str
+    accelerator: str | None
+    threads: int | None
+    batch: int
+    status: str = "ok"
+    runs: int | None = None
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    mean_ms: float | None = None
+    throughput_ips: float | None = None
+    load_seconds: float | None = None
+    peak_rss_mb: float | None = None
+    file_bytes: int | None = None
+    package: str | None = None
+    version: str | None = None
+    reason: str | None = None
+
+
+def time_callable(
+    run: Callable[[], object], batch: int, seconds: float = 1.0, min_runs: int = 10, max_runs: int = 100_000
+) -> Timing:
+    """Warm up (a tenth of the budget, at least 3 calls), then time calls until `seconds` and `min_runs` are both reached."""
+    warm_until = time.perf_counter() + seconds / 10
+    for count in range(max_runs):
+        run()
+        if count >= 2 and time.perf_counter() >= warm_until:
+            break
+    durations = []
+    clock = time.perf_counter
+    deadline = clock() + seconds
+    while len(durations) < max_runs:
+        started = clock()
+        run()
+        finished = clock()
+        durations.append(finished - started)
+        if finished >= deadline and len(durations) >= min_runs:
+            break
+    values = np.array(durations) * 1e3
+    p50, p90, p99 = np.percentile(values, [50, 90, 99])
+    mean = float(values.mean())
+    return Timing(len(values), float(p50), float(p90), float(p99), mean, batch * 1e3 / mean)
+
+
+def peak_rss_mb() -> float | None:
+    """The process's peak resident memory in MiB (None where the platform cannot say)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
+
+
+def cpu_model() -> str:
+    """The CPU's name: /proc/cpuinfo's model name (x86) or board model (Raspberry Pi), else platform's guess."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    for key in ("model name", "Model", "Hardware", "cpu model"):
+        for line in text.splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == key and value.strip():
+                return value.strip()
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict[str, Any]:
+    """Where the numbers were measured: platform, CPU, cores, Python, numpy and every backend's version."""
+    backends = {
+        name: (f"{status.package} {status.version}" if status.available else None)
+        for name, status in available_backends().items()
+    }
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "backends": backends,
+    }
+
+
+def bench_callable(
+    predict: Callable[[np.ndarray], object],
+    images: np.ndarray,
+    batches: Iterable[int],
+    seconds: float = 1.0,
+    **row_fields: Any,
+) -> list[BenchRow]:
+    """Rows for any predict function (one a batch size); row_fields fill the rest (artifact, backend, ...)."""
+    rows = []
+    for batch in batches:
+        inputs = batch_of(images, batch)
+        timing = time_callable(lambda: predict(inputs), batch, seconds)
+        rows.append(BenchRow(batch=batch, **row_fields, **asdict(timing), peak_rss_mb=peak_rss_mb()))
+    return rows
+
+
+def batch_of(images: np.ndarray, batch: int) -> np.ndarray:
+    """`batch` images, repeating the given ones if there are fewer."""
+    if batch < 1:
+        raise UsageError(f"batch sizes must be positive, got {batch}")
+    repeats = -(-batch // len(images))
+    return np.ascontiguousarray(np.concatenate([images] * repeats)[:batch] if repeats > 1 else images[:batch])
+
+
+def bench_model(
+    bundle_or_file: str | Path,
+    artifacts: list[str] | None = None,
+    backend: str | None = None,
+    threads: Iterable[int | None] = (None,),
+    batches: Iterable[int] = (1,),
+    delegate: str | None = None,
+    providers: list[str] | None = None,
+    seconds: float = 1.0,
+    images: np.ndarray | None = None,
+    verify: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> list[BenchRow]:
+    """Bench every runnable artifact of a bundle (or one bare file) for each thread count and batch size."""
+    path = Path(bundle_or_file)
+    threads, batches = list(threads), list(batches)
+    if path.is_dir():
+        manifest = load_manifest(path)
+        names = artifacts or [a.name for a in manifest.artifacts]
+        targets = [manifest.artifact(name) for name in names]
+        if images is None:
+            images = golden_images(path)
+    else:
+        if artifacts:
+            raise UsageError("artifacts name files inside a bundle; give the bundle folder, not a model file")
+        targets = [None]
+    rows: list[BenchRow] = []
+    installed = available_backends()
+    for artifact in targets:
+        label = artifact.name if artifact else path.name
+        if artifact is not None:
+            skipped = _skip_reason(artifact, backend, delegate, installed)
+            if skipped:
+                rows.append(BenchRow(label, artifact.format, artifact.precision, backend or FORMAT_BACKENDS.get(artifact.format, "?"),
+                                     delegate, None, 0, status="skipped", reason=skipped))
+                continue
+        for thread_count in threads:
+            started = time.perf_counter()
+            options = {"artifact": artifact.name} if artifact else {}
+            with Classifier.load(path, backend=backend, threads=thread_count, delegate=delegate, providers=providers,
+                                 verify=verify, **options) as classifier:
+                load_seconds = time.perf_counter() - started
+                if images is None:
+                    images = _blank_images(classifier)
+                info = classifier.info()
+                fields = {
+                    "artifact": label, "format": info["format"], "precision": info["precision"], "backend": info["backend"],
+                    "accelerator": info["accelerator"], "threads": thread_count, "load_seconds": round(load_seconds, 4),
+                    "file_bytes": classifier.runner.path.stat().st_size, "package": info["package"], "version": info["version"],
+                }
+                for row in bench_callable(classifier.predict, images, batches, seconds, **fields):
+                    rows.append(row)
+                    if progress:
+                        progress(f"  {label} {row.backend} threads={thread_count} batch={row.batch}: "
+                                 f"p50 {row.p50_ms:.3f} ms, {row.throughput_ips:,.0f} images/s")
+    return rows
+
+
+def _skip_reason(artifact: Any, backend: str | None, delegate: str | None, installed: dict[str, Any]) -> str | None:
+    """Why an artifact cannot be benched with these options, or None."""
+    if not artifact.ok:
+        return f"not exported: {artifact.reason or artifact.status}"
+    name = backend or FORMAT_BACKENDS.get(artifact.format)
+    if name is None or artifact.format not in backend_module(name).FORMATS:
+        return f"the {name} backend does not run {artifact.format} files"
+    if not installed[name].available:
+        return installed[name].reason
+    if artifact.format == "edgetpu" and delegate != "edgetpu":
+        return "an edgetpu artifact runs only with --delegate edgetpu"
+    return None
+
+
+def golden_images(bundle: Path) -> np.ndarray:
+    """The bundle's golden images, the inputs every bench row uses."""
+    manifest = load_manifest(bundle)
+    if not manifest.golden:
+        raise BundleError(f"{bundle} has no golden set to bench on; re-export it with this edgeship")
+    with np.load(resolve_in_bundle(bundle, manifest.golden["file"]), allow_pickle=False) as golden:
+        return golden["images"]
+
+
+def _blank_images(classifier: Classifier) -> np.ndarray:
+    """Mid-grey images of the model's input shape, for a bare file with no images given."""
+    return np.full((8, *classifier.input_spec.shape), 128, dtype=np.uint8)
+
+
+def bench_payload(rows: list[BenchRow], machine: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON form of a bench: schema, machine, rows."""
+    return {"schema": BENCH_SCHEMA, "machine": machine or machine_info(), "rows": [asdict(row) for row in rows]}
+
+
+def write_bench_json(path: str | Path, rows: list[BenchRow], machine: dict[str, Any] | None = None) -> Path:
+    """Write the bench JSON atomically."""
+    return atomic_write_json(path, bench_payload(rows, machine))
+
+
+def format_bench_table(rows: list[BenchRow]) -> str:
+    """The rows as a Markdown table."""
+    lines = [
+        "| artifact | backend | accel | threads | batch | p50 ms | p90 ms | p99 ms | images/s | load s | peak RSS MiB | bytes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        if row.status != "ok":
+            lines.append(f"| {row.artifact} | {row.backend} | {row.accelerator or '-'} | - | - | skipped: {row.reason} | | | | | | |")
+            continue
+        lines.append(
+            f"| {row.artifact} | {row.backend} | {row.accelerator or '-'} | {row.threads or 'default'} | {row.batch} | "
+            f"{row.p50_ms:.3f} | {row.p90_ms:.3f} | {row.p99_ms:.3f} | {row.throughput_ips:,.0f} | {row.load_seconds:.3f} | "
+            f"{row.peak_rss_mb:.0f} | {row.file_bytes:,} |"
+        )
+    return "\n".join(lines)
+
+
+def check_runnable(rows: list[BenchRow]) -> None:
+    """BackendUnavailableError when no row could run at all."""
+    if rows and all(row.status != "ok" for row in rows):
+        reasons = "; ".join(sorted({f"{row.artifact}: {row.reason}" for row in rows}))
+        raise BackendUnavailableError(f"nothing could be benched here: {reasons}")

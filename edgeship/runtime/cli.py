@@ -1,0 +1,235 @@
+"""`python -m edgeship.runtime predict|bench|selftest|backends`: the device's command line, with only the slim install.
+
+The argument groups and runners here are shared with `edgeship predict` and `edgeship bench`, so a
+device and a workstation accept the same options and print the same tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Sequence
+
+from edgeship.errors import UsageError
+
+PROG = "python -m edgeship.runtime"
+
+
+def parse_number(text: str) -> float:
+    """A number or a fraction such as 1/255."""
+    try:
+        return float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError) as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or a fraction like 1/255") from exc
+
+
+def parse_positive_list(text: str, option: str) -> list[int]:
+    """'1,2,4' -> [1, 2, 4], refusing anything but positive integers."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise UsageError(f"{option} takes comma-separated positive integers like 1,2,4, got {text!r}") from exc
+    if not values or any(value < 1 for value in values):
+        raise UsageError(f"{option} takes comma-separated positive integers like 1,2,4, got {text!r}")
+    return values
+
+
+def parse_options(pairs: list[str] | None) -> dict[str, str]:
+    """KEY=VALUE pairs of --delegate-option into a dict."""
+    options = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--delegate-option takes KEY=VALUE, got {pair!r}")
+        options[key] = value
+    return options
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, threads_list: bool = False) -> None:
+    """Which model and how to run it: bundle or file, artifact, backend, accelerator, threads, integrity check."""
+    parser.add_argument("model", metavar="BUNDLE|FILE", help="a bundle folder (with manifest.json) or a bare .tflite/.onnx file")
+    parser.add_argument("--artifact", help="the bundle's artifact to run (default: the best one an installed backend runs)"
+                        + ("; comma-separated for several" if threads_list else ""))
+    parser.add_argument("--backend", help="litert or onnxruntime (default: the one the artifact's format needs)")
+    parser.add_argument("--delegate", help="litert delegate: xnnpack, no-xnnpack, edgetpu, gpu, or a delegate library path")
+    parser.add_argument("--delegate-option", action="append", metavar="KEY=VALUE", help="an option for the delegate library (repeatable)")
+    parser.add_argument("--provider", help="onnxruntime execution providers, comma-separated: cuda, tensorrt, openvino, coreml, nnapi, xnnpack, cpu")
+    if threads_list:
+        parser.add_argument("--threads", default="1", help="thread counts to bench, comma-separated (default: 1)")
+    else:
+        parser.add_argument("--threads", type=int, help="threads for the interpreter (default: the backend's)")
+    parser.add_argument("--no-verify", action="store_true", help="run even if a file's sha256 differs from the manifest")
+
+
+def add_bare_arguments(parser: argparse.ArgumentParser) -> None:
+    """Preprocessing for a bare .tflite/.onnx file with no manifest: x = (raw * scale - mean) / std."""
+    group = parser.add_argument_group("bare model files (no manifest)")
+    group.add_argument("--scale", type=parse_number, help="multiply raw pixels by this (default: 1/255)")
+    group.add_argument("--mean", type=parse_number, help="then subtract this (default: 0)")
+    group.add_argument("--std", type=parse_number, help="then divide by this (default: 1)")
+    group.add_argument("--layout", choices=("NHWC", "NCHW"), help="the model's input layout (default: read from its shape)")
+    group.add_argument("--logits", action="store_true", default=None, help="the model outputs logits: apply softmax")
+
+
+def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="PNG/JPEG files (needs Pillow) or .npy/.npz arrays of raw pixels")
+    parser.add_argument("--top-k", type=int, default=3, help="how many classes to show per image (default: 3)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of lines")
+    add_bare_arguments(parser)
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser, threads_list=True)
+    parser.add_argument("--batch", default="1,8,64", help="batch sizes, comma-separated (default: 1,8,64)")
+    parser.add_argument("--seconds", type=float, default=1.0, help="time budget per row in seconds (default: 1.0)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the rows and machine info as JSON")
+
+
+def load_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Classifier.load keyword arguments from the shared options."""
+    providers = [name.strip() for name in args.provider.split(",") if name.strip()] if args.provider else None
+    options: dict[str, Any] = {
+        "backend": args.backend, "delegate": args.delegate, "providers": providers, "verify": not args.no_verify,
+        "delegate_options": parse_options(args.delegate_option) or None,
+    }
+    for name in ("scale", "mean", "std", "layout", "logits"):
+        if getattr(args, name, None) is not None:
+            options[name] = getattr(args, name)
+    return options
+
+
+def run_predict(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], list[str]]:
+    """Predict each image; print lines or JSON; return the images, the results and the labels (for --plot)."""
+    import numpy as np
+
+    from edgeship.runtime.classifier import Classifier, image_geometry
+    from edgeship.runtime.images import read_images
+
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    with Classifier.load(args.model, artifact=args.artifact, threads=args.threads, **load_options(args)) as classifier:
+        height, width, channels = image_geometry(classifier.input_spec)
+        images, names = read_images(args.images, height, width, channels)
+        if args.top_k < 1:
+            raise UsageError(f"--top-k must be at least 1, got {args.top_k}")
+        probabilities = classifier.predict_proba(images)
+        labels = classifier.labels
+        info = classifier.info()
+    k = min(args.top_k, len(labels))
+    results = []
+    for name, row in zip(names, probabilities):
+        best = [int(i) for i in np.argsort(-row, kind="stable")[:k]]
+        top = [{"label": labels[i], "index": i, "probability": float(row[i])} for i in best]
+        results.append({**top[0], "image": name, "top_k": top, "probabilities": [float(p) for p in row]})
+    if args.json:
+        payload = {"model": str(args.model), "artifact": info["artifact"], "backend": info["backend"],
+                   "accelerator": info["accelerator"], "predictions": results}
+        print(json.dumps(payload, indent=2))
+    else:
+        print(f"# {info['artifact'] or Path(args.model).name} on {info['backend']} ({info['accelerator']})")
+        for result in results:
+            others = ", ".join(f"{r['label']} {r['probability']:.3f}" for r in result["top_k"])
+            print(f"{result['image']}: {result['label']} ({result['probability']:.3f})   top-{len(result['top_k'])}: {others}")
+    return images, results, labels
+
+
+def run_bench(args: argparse.Namespace) -> list[Any]:
+    """Bench, print the table, write JSON when asked; returns the rows."""
+    from edgeship.runtime.bench import bench_model, check_runnable, format_bench_table, write_bench_json
+
+    if args.seconds <= 0:
+        raise UsageError(f"--seconds must be positive, got {args.seconds}")
+    options = load_options(args)
+    options.pop("delegate_options")
+    artifacts = [name.strip() for name in args.artifact.split(",")] if args.artifact else None
+    rows = bench_model(
+        args.model, artifacts=artifacts, threads=parse_positive_list(args.threads, "--threads"),
+        batches=parse_positive_list(args.batch, "--batch"), seconds=args.seconds,
+        progress=lambda line: print(line, file=sys.stderr, flush=True), **options,
+    )
+    print(format_bench_table(rows))
+    check_runnable(rows)
+    if args.json:
+        write_bench_json(args.json, rows)
+        print(f"wrote {args.json}", file=sys.stderr)
+    return rows
+
+
+def _predict_command(args: argparse.Namespace) -> int:
+    run_predict(args)
+    return 0
+
+
+def _bench_command(args: argparse.Namespace) -> int:
+    run_bench(args)
+    return 0
+
+
+def run_selftest(args: argparse.Namespace) -> int:
+    from edgeship.runtime.selftest import format_selftest_table, raise_if_failed, selftest_bundle
+
+    report = selftest_bundle(args.bundle, backend=args.backend, verify=not args.no_verify)
+    print(format_selftest_table(report))
+    if args.json:
+        from edgeship.files import atomic_write_json
+
+        atomic_write_json(args.json, report.to_dict())
+    raise_if_failed(report)
+    print("self-test passed")
+    return 0
+
+
+def run_backends(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from edgeship.runtime.backends import available_backends
+
+    statuses = available_backends()
+    if args.json:
+        print(json.dumps({name: asdict(status) for name, status in statuses.items()}, indent=2))
+        return 0
+    for name, status in statuses.items():
+        if status.available:
+            print(f"{name:<12} {status.package} {status.version}; formats: {', '.join(status.formats)}; "
+                  f"accelerators: {', '.join(status.accelerators)}")
+        else:
+            print(f"{name:<12} not available: {status.reason}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Run an edgeship bundle or a bare .tflite/.onnx file on this device.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    predict = commands.add_parser("predict", help="classify images", description="Classify images with a bundle or model file.")
+    add_predict_arguments(predict)
+    predict.set_defaults(handler=_predict_command)
+
+    bench = commands.add_parser("bench", help="latency and throughput per artifact, threads and batch size")
+    add_bench_arguments(bench)
+    bench.set_defaults(handler=_bench_command)
+
+    selftest = commands.add_parser("selftest", help="check every runnable artifact against the bundle's golden outputs")
+    selftest.add_argument("bundle", metavar="BUNDLE")
+    selftest.add_argument("--backend", help="only artifacts this backend runs")
+    selftest.add_argument("--no-verify", action="store_true", help="skip the sha256 checks")
+    selftest.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON")
+    selftest.set_defaults(handler=run_selftest)
+
+    backends = commands.add_parser("backends", help="list the backends and accelerators available here")
+    backends.add_argument("--json", action="store_true", help="print JSON")
+    backends.set_defaults(handler=run_backends)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from edgeship.cli import run_guarded
+
+    args = build_parser().parse_args(argv)
+    return run_guarded(args.handler, args, PROG)
