@@ -110,7 +110,6 @@ def run(args: argparse.Namespace) -> int:
     formats = parse_formats(args.formats) if args.formats is not None else None
     out = Path(args.out) if args.out else Path(args.model).parent / "bundle"
     labels = [label.strip() for label in args.labels.split(",")] if args.labels else None
-    print(f"exporting {args.model} to {out}", file=sys.stderr, flush=True)
     with ProgressLine() as progress:
         result = export_bundle(
             args.model,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from edgeship.errors import DatasetError, ModelError
 log = logging.getLogger(__name__)
 
 PROBABILITY_TOLERANCE = 1e-3
+LEGACY_SUFFIXES = (".h5", ".hdf5")
 
 
 @dataclass
@@ -38,7 +40,9 @@ def load_classifier(model_path: str | os.PathLike, safe_mode: bool = True) -> Lo
     path = Path(model_path)
     if not path.is_file():
         raise ModelError(f"model file {path} not found; give the path of a .keras file saved with model.save()")
-    import keras
+    if path.suffix.lower() not in LEGACY_SUFFIXES and not zipfile.is_zipfile(path):
+        raise ModelError(f"{path} is not a Keras model (a .keras file is a zip archive); give a .keras file saved with model.save()")
+    keras = import_keras_quietly()
 
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
@@ -51,6 +55,16 @@ def load_classifier(model_path: str | os.PathLike, safe_mode: bool = True) -> Lo
         )
         raise ModelError(f"{path} is not a loadable Keras model ({type(exc).__name__}: {first_line}); {hint}") from exc
     return inspect_classifier(model, path)
+
+
+def import_keras_quietly() -> Any:
+    """Import Keras (and TensorFlow), sending the start-up lines TensorFlow's C++ prints to the debug log."""
+    from edgeship.export.base import native_output_to_log
+
+    with native_output_to_log("TensorFlow start-up"):
+        import keras
+        import tensorflow  # noqa: F401
+    return keras
 
 
 def inspect_classifier(model: Any, path: Path) -> LoadedClassifier:

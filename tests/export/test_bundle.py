@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -189,11 +191,25 @@ def test_non_classifier_is_refused_without_a_bundle(non_classifier_path, sample_
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("content", [b"not a zip at all", b"PK\x03\x04truncated"])
-def test_a_file_that_is_not_a_keras_model_is_refused(content, sample_dataset, tmp_path):
+def zip_with(member: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(member, "{}")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"not a zip at all", r"is not a Keras model \(a .keras file is a zip archive\)"),
+        (b"PK\x03\x04truncated", r"is not a Keras model \(a .keras file is a zip archive\)"),
+        (zip_with("notes.json"), "is not a loadable Keras model"),
+    ],
+)
+def test_a_file_that_is_not_a_keras_model_is_refused(content, message, sample_dataset, tmp_path):
     path = tmp_path / "model.keras"
     path.write_bytes(content)
-    with pytest.raises(ModelError, match="is not a loadable Keras model"):
+    with pytest.raises(ModelError, match=message):
         export_bundle(path, tmp_path / "bundle", dataset=sample_dataset)
     assert not (tmp_path / "bundle").exists()
 
