@@ -19,14 +19,14 @@ def run(args: argparse.Namespace) -> int:
 
     from edgeship.runtime.cli import run_predict
 
-    images, results, labels = run_predict(args)
+    images, results, model = run_predict(args)
     if args.plot:
         from edgeship.plots import plot_image_and_probabilities
 
         target = Path(args.plot)
         for position, (image, result) in enumerate(zip(images, results)):
             path = target if len(results) == 1 else target.with_name(f"{target.stem}-{position}{target.suffix or '.png'}")
-            name = result["image"]
-            plot_image_and_probabilities(image, [(Path(args.model).name, result["probabilities"])], labels, path)
-            print(f"wrote {path} ({name})")
+            title = model["artifact"] or Path(args.model).name
+            plot_image_and_probabilities(image, [(title, result["probabilities"])], model["labels"], path)
+            print(f"wrote {path} ({result['image']})")
     return 0

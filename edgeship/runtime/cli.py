@@ -102,8 +102,8 @@ def load_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def run_predict(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], list[str]]:
-    """Predict each image; print lines or JSON; return the images, the results and the labels (for --plot)."""
+def run_predict(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
+    """Predict each image; print lines or JSON; return the images, the results and the model's info and labels (for --plot)."""
     import numpy as np
 
     from edgeship.runtime.classifier import Classifier, image_geometry
@@ -134,7 +134,7 @@ def run_predict(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], li
         for result in results:
             others = ", ".join(f"{r['label']} {r['probability']:.3f}" for r in result["top_k"])
             print(f"{result['image']}: {result['label']} ({result['probability']:.3f})   top-{len(result['top_k'])}: {others}")
-    return images, results, labels
+    return images, results, {**info, "labels": labels}
 
 
 def run_bench(args: argparse.Namespace) -> list[Any]:
