@@ -429,6 +429,12 @@ def choose_artifact(manifest: Manifest, name: str | None, backend: str | None, d
         candidates = [a for a in candidates if a.format in formats]
     if delegate == "edgetpu":
         candidates = [a for a in candidates if a.format == "edgetpu"]
+        if not candidates:
+            reasons = "; ".join(f"{a.name}: {a.reason}" for a in manifest.artifacts if a.format == "edgetpu" and a.reason)
+            raise BundleError(
+                "this bundle has no exported edgetpu artifact" + (f" ({reasons})" if reasons else "")
+                + "; re-export it where edgetpu_compiler is installed, or name an artifact with --artifact"
+            )
     else:
         candidates = [a for a in candidates if a.format != "edgetpu"]
     runnable = [a for a in candidates if installed(FORMAT_BACKENDS[a.format])]
