@@ -50,6 +50,8 @@ def run_guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
         format=f"{prog}: %(levelname)s: %(message)s",
     )
+    # TensorFlow's Python warnings (tf.function retracing and the like) are not the user's business.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     try:
         return int(handler(args) or 0)
     except EdgeshipError as exc:

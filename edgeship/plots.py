@@ -24,6 +24,14 @@ def _pyplot() -> Any:
     return plt
 
 
+def _plain_log_ticks(axis: Any) -> None:
+    """Log-scale ticks written as plain numbers (100, 200) rather than powers of ten."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
+
+
 def _save(figure: Any, path: str | os.PathLike) -> None:
     """Save a figure atomically and free it."""
     plt = _pyplot()
@@ -120,6 +128,7 @@ def plot_latency(rows: Sequence[dict[str, Any]], path: str | os.PathLike, title:
               color=[colours[row["machine"]] for row in rows])
     axis.set_yticks(positions, [row["label"] for row in rows])
     axis.set_xscale("log")
+    _plain_log_ticks(axis.xaxis)
     axis.set_xlabel("latency per call, ms (bar: p50, whisker: p90; log scale)")
     for machine in machines:
         axis.barh([], [], color=colours[machine], label=machine)
@@ -133,14 +142,21 @@ def plot_accuracy_vs_size(points: Sequence[dict[str, Any]], path: str | os.PathL
     """Scatter of test accuracy against file size (KiB), one labelled point an artifact."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6.5, 4))
+    groups: dict[tuple[float, float], list[str]] = {}
     for point in points:
-        axis.scatter(point["bytes"] / 1024, point["accuracy"] * 100, s=40)
-        axis.annotate(point["name"], (point["bytes"] / 1024, point["accuracy"] * 100), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        # Artifacts of the same size and accuracy (e.g. fp32 TFLite and ONNX) share one point and one label.
+        key = (round(point["bytes"] / 1024, -1), round(point["accuracy"] * 100, 2))
+        groups.setdefault(key, []).append(point["name"])
+    for (size_kib, accuracy), names in groups.items():
+        axis.scatter(size_kib, accuracy, s=40)
+        axis.annotate(", ".join(names), (size_kib, accuracy), textcoords="offset points", xytext=(6, 4), fontsize=8)
     if reference_accuracy is not None:
         axis.axhline(reference_accuracy * 100, linestyle="--", color="grey", label="Keras model")
         axis.legend(loc="lower right")
     axis.set_xscale("log")
+    _plain_log_ticks(axis.xaxis)
     axis.set_xlabel("file size, KiB (log scale)")
+    axis.margins(x=0.25, y=0.2)
     axis.set_ylabel("test accuracy, %")
     axis.grid(alpha=0.3, which="both")
     axis.set_title("accuracy vs file size")

@@ -25,11 +25,14 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from edgeship.bench import bench_bundle, parse_positive_list
+    from edgeship.bench import bench_bundle
+    from edgeship.commands.export import format_table as format_export_table
     from edgeship.data import load_dataset
     from edgeship.errors import UsageError
     from edgeship.files import atomic_write_json, ensure_directory
     from edgeship.parity import format_table, raise_if_failed, verify_bundle
+    from edgeship.runtime.bench import BenchRow, format_bench_table
+    from edgeship.runtime.cli import parse_positive_list
 
     if args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
@@ -45,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset)
     print(f"dataset {dataset.name}: {len(dataset.x_train)} train / {len(dataset.x_test)} test images, {dataset.num_classes} classes")
 
-    from edgeship.export import export_bundle, format_export_table
+    from edgeship.export import export_bundle
     from edgeship.train import train_model
 
     step(2, f"train: {args.model}, {args.epochs} epochs, seed {args.seed}")
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     step(3, "export: " + (", ".join(formats) if formats else "every format"))
     bundle = out / "bundle"
     exported = export_bundle(trained.model_path, bundle, formats=formats, dataset=dataset, seed=args.seed)
-    print(format_export_table(exported))
+    print(format_export_table(exported.rows))
 
     step(4, "verify: every artifact against the Keras model")
     verified = verify_bundle(bundle, dataset, max_images=args.max_images)
@@ -65,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     step(5, f"bench: threads {threads}, batches {batches}")
     benched = bench_bundle(bundle, threads=threads, batches=batches, seconds=args.bench_seconds, keras_model=trained.model_path)
     atomic_write_json(out / "bench.json", benched)
+    print(format_bench_table([BenchRow(**row) for row in benched["rows"]]))
 
     step(6, "report")
     from edgeship.report import build_report

@@ -36,7 +36,7 @@ def _read_json(path: Path, what: str, required: bool = True) -> Any:
 
 def machine_label(machine: dict[str, Any]) -> str:
     """A short name for the machine a bench ran on; emulated machines say so."""
-    label = machine.get("label") or f"{machine.get('system', '?')} {machine.get('machine', '?')}"
+    label = machine.get("label") or f"{machine.get('cpu', '?')} ({machine.get('machine', '?')})"
     if machine.get("emulated"):
         label += " (emulated)"
     return label
@@ -45,7 +45,7 @@ def machine_label(machine: dict[str, Any]) -> str:
 def bench_rows(bench: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows of one bench JSON, each tagged with its machine's label."""
     label = machine_label(bench.get("machine", {}))
-    return [{**row, "machine_label": label} for row in bench.get("rows", [])]
+    return [{**row, "machine_label": label} for row in bench.get("rows", []) if row.get("status", "ok") == "ok"]
 
 
 def build_report(run: str | Path, merge: list[str | Path] | None = None, bundle: str | Path | None = None) -> dict[str, Path]:
@@ -120,8 +120,9 @@ def build_report(run: str | Path, merge: list[str | Path] | None = None, bundle:
 
 
 def _row_label(row: dict[str, Any]) -> str:
-    delegate = f" {row['delegate']}" if row.get("delegate") else ""
-    return f"{row['artifact']} · {row['backend']}{delegate} · {row['threads']}t"
+    accelerator = f" {row['accelerator']}" if row.get("accelerator") else ""
+    threads = f"{row['threads']}t" if row.get("threads") else "default threads"
+    return f"{row['artifact']} · {row['backend']}{accelerator} · {threads}"
 
 
 def _sample_prediction(bundle: Path, manifest: Any) -> dict[str, Any] | None:
@@ -132,15 +133,18 @@ def _sample_prediction(bundle: Path, manifest: Any) -> dict[str, Any] | None:
     if not manifest.golden:
         return None
     golden = np.load(resolve_in_bundle(bundle, manifest.golden["file"]))
-    image = golden["images"][:1]
-    rows = [("Keras", golden["probabilities"][0])]
+    # The first image the Keras model is less than 95% sure of shows more than one bar; else image 0.
+    unsure = np.flatnonzero(golden["probabilities"].max(axis=1) < 0.95)
+    index = int(unsure[0]) if len(unsure) else 0
+    image = golden["images"][index:index + 1]
+    rows = [("Keras", golden["probabilities"][index])]
     for name in SAMPLE_ARTIFACTS:
         artifact = next((a for a in manifest.artifacts if a.name == name and a.ok), None)
         if artifact is None:
             continue
         with Classifier.load(bundle, artifact=name) as classifier:
             rows.append((name, classifier.predict_proba(image)[0]))
-    return {"image": image[0], "rows": rows, "true_label": manifest.labels[int(golden["labels"][0])]}
+    return {"image": image[0], "rows": rows, "true_label": manifest.labels[int(golden["labels"][index])]}
 
 
 def _cell(value: Any, fmt: str) -> str:
@@ -195,14 +199,14 @@ def render_markdown(payload: dict[str, Any], manifest: Any) -> str:
             "",
             "Per call (a batch of `batch` images), warm-up excluded. Emulated machines are labelled: their timings are not those of real hardware.",
             "",
-            "| machine | artifact | backend | threads | batch | p50 (ms) | p90 (ms) | p99 (ms) | images/s | load (ms) | peak RSS (MiB) |",
+            "| machine | artifact | backend | threads | batch | p50 (ms) | p90 (ms) | p99 (ms) | images/s | load (s) | peak RSS (MiB) |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for row in payload["bench"]:
             lines.append(
-                f"| {row['machine_label']} | {row['artifact']} | {row['backend']}{' ' + row['delegate'] if row.get('delegate') else ''} | "
-                f"{row['threads']} | {row['batch']} | {row['p50_ms']:.3f} | {row['p90_ms']:.3f} | {row['p99_ms']:.3f} | "
-                f"{row['throughput_ips']:,.0f} | {_cell(row.get('load_ms'), '.1f')} | {_cell(row.get('peak_rss_mib'), '.0f')} |"
+                f"| {row['machine_label']} | {row['artifact']} | {row['backend']}{' ' + row['accelerator'] if row.get('accelerator') else ''} | "
+                f"{row['threads'] or 'default'} | {row['batch']} | {row['p50_ms']:.3f} | {row['p90_ms']:.3f} | {row['p99_ms']:.3f} | "
+                f"{row['throughput_ips']:,.0f} | {_cell(row.get('load_seconds'), '.3f')} | {_cell(row.get('peak_rss_mb'), '.0f')} |"
             )
         lines.append("")
         if "latency" in figures:
