@@ -154,6 +154,22 @@ def artifact_probabilities(bundle: Path, name: str, images: np.ndarray, backend:
         return classifier.predict_proba(images)
 
 
+DIAGNOSIS_IMAGES = 50
+
+
+def _diagnose_int8(bundle: Path, manifest: Manifest, artifact: Any, images: np.ndarray) -> dict[str, Any] | None:
+    """The first op of a failing int8 TFLite file that strays from the bundle's float32 TFLite file."""
+    from edgeship.manifest import resolve_in_bundle
+    from edgeship.quantdebug import first_divergent_layer, layer_errors
+
+    fp32 = next((a for a in manifest.artifacts if a.ok and a.format == "tflite" and a.precision == "fp32"), None)
+    if fp32 is None:
+        log.warning("no tflite-fp32 artifact in the bundle to compare %s with, layer by layer", artifact.name)
+        return None
+    layers = layer_errors(resolve_in_bundle(bundle, fp32.file), resolve_in_bundle(bundle, artifact.file), images, manifest.input)
+    return first_divergent_layer(layers)
+
+
 @dataclass
 class VerifyReport:
     """The verify table and what it was measured on."""
@@ -200,12 +216,13 @@ def verify_bundle(
         comparison = compare(reference, candidate, labels, manifest.labels)
         gate = (gates or {}).get(artifact.precision) or gate_for(artifact.precision)
         failures = judge(comparison, gate)
-        rows.append(
-            ParityRow(
-                artifact.name, artifact.format, artifact.precision, "fail" if failures else "pass",
-                comparison=comparison, failures=failures, seconds=round(time.perf_counter() - started, 3),
-            )
+        row = ParityRow(
+            artifact.name, artifact.format, artifact.precision, "fail" if failures else "pass",
+            comparison=comparison, failures=failures, seconds=round(time.perf_counter() - started, 3),
         )
+        if failures and artifact.format == "tflite" and artifact.precision == "int8":
+            row.first_divergent_layer = _diagnose_int8(bundle, manifest, artifact, images[:DIAGNOSIS_IMAGES])
+        rows.append(row)
     return VerifyReport(str(bundle), dataset.name, int(len(images)), float((reference.argmax(1) == labels).mean()), rows)
 
 
@@ -232,6 +249,14 @@ def format_table(report: VerifyReport) -> str:
 
 def raise_if_failed(report: VerifyReport) -> None:
     """GateFailedError naming every failing artifact and its numbers."""
-    failing = [f"{row.artifact}: {', '.join(row.failures)}" for row in report.rows if row.status == "fail"]
+    failing = []
+    for row in report.rows:
+        if row.status != "fail":
+            continue
+        text = f"{row.artifact}: {', '.join(row.failures)}"
+        layer = row.first_divergent_layer
+        if layer:
+            text += f" (first divergent op: {layer['op']} {layer['tensor']!r}, RMSE/scale {layer['rmse_over_scale']:.3g} > {layer['bound']})"
+        failing.append(text)
     if failing:
         raise GateFailedError("parity gate failed for " + "; ".join(failing))

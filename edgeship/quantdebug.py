@@ -22,9 +22,13 @@ DIVERGENCE_BOUND = 2 * IDEAL_RMSE_OVER_SCALE
 
 
 def _interpreter(path: Path) -> Any:
+    import warnings
+
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+        interpreter = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True)
     interpreter.allocate_tensors()
     return interpreter
 

@@ -1,0 +1,120 @@
+"""Parity: a good bundle passes every gate; a broken int8 file is caught, named, and traced to its first divergent op."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgeship.errors import GateFailedError, UsageError
+from edgeship.files import sha256_file
+from edgeship.parity import compare, format_table, judge, raise_if_failed, verify_bundle
+from edgeship.runtime.gates import Gate, gate_for, parse_gate_overrides
+
+
+@pytest.fixture(scope="module")
+def good_report(mlp_bundle, sample_dataset):
+    return verify_bundle(mlp_bundle.bundle, sample_dataset, progress=lambda line: None)
+
+
+def test_every_exported_artifact_passes_its_gate(good_report):
+    by_name = {row.artifact: row for row in good_report.rows}
+    assert good_report.passed and good_report.images == 1000
+    assert {"tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8", "onnx", "onnx-int8"} <= {
+        name for name, row in by_name.items() if row.status == "pass"
+    }
+    for name in ("tflite-fp32", "onnx"):
+        assert by_name[name].comparison.agreement >= 0.999
+        assert by_name[name].comparison.max_abs_diff <= 1e-4
+    int8 = by_name["tflite-int8"].comparison
+    assert int8.agreement >= 0.99 and abs(int8.accuracy_delta_pp) <= 0.5
+    assert np.array(int8.confusion_matrix).sum() == 1000
+    assert by_name["edgetpu"].status == "not-exported" and "edgetpu_compiler" in by_name["edgetpu"].reason
+    table = format_table(good_report)
+    assert "| tflite-int8 | int8 |" in table and "✅" in table and "❌" in table
+
+
+def test_compare_counts_disagreements_and_class_losses():
+    reference = np.eye(3, dtype=np.float32)[[0, 1, 2, 2]]
+    candidate = np.eye(3, dtype=np.float32)[[0, 1, 1, 2]]
+    labels = np.array([0, 1, 2, 2])
+    result = compare(reference, candidate, labels, ["a", "b", "c"])
+    assert result.agreement == 0.75 and result.accuracy == 0.75 and result.reference_accuracy == 1.0
+    assert result.accuracy_delta_pp == -25.0 and result.max_abs_diff == 1.0
+    assert result.worst_class == "c" and result.worst_class_delta_pp == -50.0
+    assert judge(result, Gate(min_agreement=0.99, max_abs_diff=1e-4, max_accuracy_drop_pp=0.5)) == [
+        "agreement 75.00% < 99.00%", "max |Δp| 1.00e+00 > 1e-04", "accuracy drop 25.00 pp > 0.5 pp",
+    ]
+
+
+def test_gate_overrides_parse_and_refuse_nonsense():
+    gates = parse_gate_overrides(["int8:min_agreement=0.9", "fp32:max_abs_diff=1e-3"])
+    assert gates["int8"].min_agreement == 0.9 and gates["fp32"].max_abs_diff == 1e-3
+    assert gates["fp16"] == gate_for("fp16")
+    with pytest.raises(UsageError, match="use PRECISION:KEY=VALUE"):
+        parse_gate_overrides(["int4:min_agreement=1"])
+    with pytest.raises(UsageError, match="is not a number"):
+        parse_gate_overrides(["int8:min_agreement=high"])
+
+
+@pytest.fixture(scope="module")
+def blank_calibrated_bundle(tmp_path_factory, mlp_bundle, mlp_run):
+    """The MLP bundle with its int8 file replaced by one calibrated on blank images (manifest updated to match)."""
+    import keras
+
+    from edgeship.export.base import ExportOptions
+    from edgeship.export.tflite import export_tflite_int8
+    from edgeship.manifest import load_manifest
+
+    bundle = tmp_path_factory.mktemp("broken") / "bundle"
+    shutil.copytree(mlp_bundle.bundle, bundle)
+    manifest = load_manifest(bundle)
+    options = ExportOptions(
+        input_shape=(28, 28), input_spec=manifest.input, labels=manifest.labels, output_kind="probabilities",
+        calibration_images=np.zeros((50, 28, 28), dtype=np.uint8),
+    )
+    int8_path = bundle / manifest.artifact("tflite-int8").file
+    export_tflite_int8(keras.saving.load_model(mlp_run.model_path), int8_path, options)
+    raw = json.loads((bundle / "manifest.json").read_text())
+    for artifact in raw["artifacts"]:
+        if artifact["name"] == "tflite-int8":
+            artifact["sha256"], artifact["bytes"] = sha256_file(int8_path), int8_path.stat().st_size
+    raw["source_model"]["file"] = str(mlp_run.model_path)
+    (bundle / "manifest.json").write_text(json.dumps(raw))
+    return bundle
+
+
+def test_blank_calibration_fails_the_int8_gate_and_names_the_first_divergent_op(blank_calibrated_bundle, sample_dataset):
+    report = verify_bundle(blank_calibrated_bundle, sample_dataset, max_images=300, progress=lambda line: None)
+    row = next(row for row in report.rows if row.artifact == "tflite-int8")
+    assert row.status == "fail" and not report.passed
+    assert row.comparison.agreement < 0.9
+    assert row.first_divergent_layer["rmse_over_scale"] > row.first_divergent_layer["bound"]
+    assert all(r.status == "pass" for r in report.rows if r.artifact in ("tflite-fp32", "onnx"))
+    with pytest.raises(GateFailedError, match=r"tflite-int8: agreement .*first divergent op: RESHAPE"):
+        raise_if_failed(report)
+
+
+def test_verify_command_exits_1_naming_the_failing_artifact(blank_calibrated_bundle, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "edgeship.cli", "verify", str(blank_calibrated_bundle), "--max-images", "200", "--json", str(tmp_path / "v.json")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "parity gate failed for tflite-int8" in result.stderr.splitlines()[-1]
+    assert "❎" in result.stdout
+    saved = json.loads((tmp_path / "v.json").read_text())
+    assert {row["artifact"]: row["status"] for row in saved["rows"]}["tflite-int8"] == "fail"
+
+
+def test_verify_command_passes_a_good_bundle(mlp_bundle):
+    result = subprocess.run(
+        [sys.executable, "-m", "edgeship.cli", "verify", str(mlp_bundle.bundle), "--max-images", "200"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("✅") == 6
