@@ -49,6 +49,9 @@ GPU_INSTALL = (
     "and pass its path as the delegate"
 )
 
+NEWER_MODEL_ERRORS = ("Didn't find op for builtin opcode", "Encountered unresolved custom op")
+"""What an older interpreter (e.g. tflite-runtime 2.14 on Raspberry Pi OS) says about ops it lacks."""
+
 _PACKAGES = (
     ("ai_edge_litert.interpreter", "ai-edge-litert"),
     ("tflite_runtime.interpreter", "tflite-runtime"),
@@ -165,6 +168,11 @@ class LiteRTRunner(Runner):
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if any(words in detail for words in NEWER_MODEL_ERRORS):
+                raise BackendUnavailableError(
+                    f"{self._package} {self._version} cannot run {self.path.name}, made by a newer converter ({detail.split('.')[0]}); "
+                    f"install a current LiteRT (pip install 'edgeship[litert]') or choose another artifact"
+                ) from exc
             if self.delegate in ("edgetpu", "gpu") or (self.delegate and _is_library_path(self.delegate)):
                 raise ModelError(
                     f"{self.path} cannot run with the {self.delegate} delegate ({detail}); "
