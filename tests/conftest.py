@@ -32,3 +32,19 @@ def mlp_bundle(tmp_path_factory, mlp_run, sample_dataset):
 
     out = tmp_path_factory.mktemp("mlp-bundle") / "bundle"
     return export_bundle(mlp_run.model_path, out, dataset=sample_dataset)
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory):
+    """`edgeship pipeline` end to end on a reduced setting; returns (completed process, run folder)."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("pipeline") / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "edgeship.cli", "pipeline", "--epochs", "2", "--out", str(out),
+         "--formats", "tflite-fp32,tflite-int8,onnx", "--max-images", "300",
+         "--threads", "1", "--batch", "1,16", "--bench-seconds", "0.1"],
+        capture_output=True, text=True, timeout=600,
+    )
+    return result, out

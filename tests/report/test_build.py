@@ -1,0 +1,64 @@
+"""The report: valid PNGs, and Markdown tables that say what the JSON says."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+from PIL import Image
+
+from edgeship.errors import UsageError
+from edgeship.report import build_report
+
+
+def test_every_figure_is_a_real_png_of_a_readable_size(pipeline_run):
+    _, out = pipeline_run
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["figures"]) == {"curves", "accuracy_vs_size", "confusion", "latency", "sample_prediction"}
+    for relative in report["figures"].values():
+        with Image.open(out / relative) as image:
+            assert image.format == "PNG" and image.width >= 400 and image.height >= 250
+        assert f"]({relative})" in (out / "report.md").read_text()
+
+
+def test_markdown_tables_match_the_json(pipeline_run):
+    _, out = pipeline_run
+    report = json.loads((out / "report.json").read_text())
+    markdown = (out / "report.md").read_text()
+    for row in report["parity"]["rows"]:
+        line = next(line for line in markdown.splitlines() if line.startswith(f"| {row['artifact']} | {row['precision']} |"))
+        assert f"{row['comparison']['accuracy']:.4f}" in line and f"{row['comparison']['agreement']:.2%}" in line
+    latency_lines = [line for line in markdown.splitlines() if re.match(r"\| .+ \| (keras|tflite-\w+|onnx) \| ", line)]
+    assert len(latency_lines) == len(report["bench"])
+    for row, line in zip(report["bench"], latency_lines):
+        assert f"| {row['batch']} | {row['p50_ms']:.3f} | {row['p90_ms']:.3f} | {row['p99_ms']:.3f} |" in line
+    assert f"{report['model']['test_accuracy']:.4f}" in markdown
+
+
+def test_a_device_bench_merges_beside_the_workstation_rows(pipeline_run, tmp_path):
+    _, out = pipeline_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    device = json.loads((run / "bench.json").read_text())
+    device["machine"] = {**device["machine"], "label": "Raspberry Pi 4 (arm64)"}
+    device["rows"] = [row for row in device["rows"] if row["artifact"] == "tflite-int8"]
+    (tmp_path / "pi.json").write_text(json.dumps(device))
+    build_report(run, merge=[tmp_path / "pi.json"])
+    report = json.loads((run / "report.json").read_text())
+    labels = {row["machine_label"] for row in report["bench"]}
+    assert "Raspberry Pi 4 (arm64)" in labels and len(labels) == 2
+    assert "| Raspberry Pi 4 (arm64) | tflite-int8 |" in (run / "report.md").read_text()
+
+
+def test_a_merge_file_that_is_not_a_bench_is_refused(pipeline_run, tmp_path):
+    _, out = pipeline_run
+    (tmp_path / "x.json").write_text(json.dumps({"hello": 1}))
+    with pytest.raises(UsageError, match="is not a bench JSON"):
+        build_report(out, merge=[tmp_path / "x.json"])
+
+
+def test_a_folder_without_a_run_is_refused(tmp_path):
+    with pytest.raises(UsageError, match="is not a run folder"):
+        build_report(tmp_path / "missing")
