@@ -65,8 +65,9 @@ def convert_to_onnx(model: Any, options: ExportOptions) -> tuple[Any, dict[str, 
 def refuse_unconverted_ops(proto: Any) -> None:
     """Fail when tf2onnx left TensorFlow ops in the graph.
 
-    `from_function` converts with continue_on_error=True, so an op it cannot map stays in the
-    graph under its TensorFlow name instead of raising; this turns that into a clear failure.
+    `from_function` converts with continue_on_error=True, so an op it cannot map is only logged
+    and stays in the graph under its TensorFlow name (onnx/tensorflow-onnx#599, #1186); this
+    turns that into a clear failure of the format.
     """
     import onnx.defs
 
@@ -84,7 +85,10 @@ def simplify(proto: Any) -> tuple[Any, dict[str, Any]]:
     except ImportError:
         return proto, {"tool": None, "reason": "onnxslim is not installed"}
     nodes_before = len(proto.graph.node)
-    slimmed = onnxslim.slim(proto)
+    try:
+        slimmed = onnxslim.slim(proto)
+    except Exception as exc:
+        raise ExportError(f"onnxslim failed ({type(exc).__name__}: {exc}); re-export with --no-simplify") from exc
     return slimmed, {
         "tool": f"onnxslim {onnxslim.__version__}",
         "nodes_before": nodes_before,

@@ -118,3 +118,18 @@ def test_parse_scale_takes_numbers_and_fractions():
 
 def test_help_lists_every_registered_format():
     assert FORMAT_NAMES == ", ".join(FORMATS)
+
+
+def test_a_dataset_that_does_not_fit_the_model_is_one_line_exit_2(mlp_run, sample_dataset, tmp_path):
+    import numpy as np
+
+    np.savez(
+        tmp_path / "small.npz",
+        x_train=sample_dataset.x_train[:200, ::2, ::2], y_train=sample_dataset.y_train[:200],
+        x_test=sample_dataset.x_test[:50, ::2, ::2], y_test=sample_dataset.y_test[:50],
+    )
+    result = edgeship("export", str(mlp_run.model_path), "--dataset", str(tmp_path / "small.npz"), "--out", str(tmp_path / "b"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "has images of shape (14, 14), but model.keras takes (28, 28)" in lines[0]
+    assert not (tmp_path / "b").exists()
