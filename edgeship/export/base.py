@@ -34,7 +34,7 @@ class ExportOptions:
     input_spec: InputSpec
     labels: list[str]
     output_kind: str
-    calibration_pixels: np.ndarray  # raw uint8 training images, (N, H, W)
+    calibration_images: np.ndarray  # raw uint8 training images, (N, H, W)
     calibration: dict[str, Any] = field(default_factory=dict)
     opset: int = 17
     int8_io: str = "uint8"
@@ -43,7 +43,7 @@ class ExportOptions:
 
     def calibration_inputs(self) -> np.ndarray:
         """The calibration images as the model takes them: float32, scaled, in the model's input shape."""
-        return model_inputs(self.calibration_pixels, self.input_spec, self.input_shape)
+        return model_inputs(self.calibration_images, self.input_spec, self.input_shape)
 
     def report(self, stage: str, done: int, total: int) -> None:
         """Tell the caller how far a long step (calibration) has come."""

@@ -137,7 +137,7 @@ def export_bundle(
         input_spec=input_spec,
         labels=class_names,
         output_kind=output_kind,
-        calibration_pixels=x_train[chosen],
+        calibration_images=x_train[chosen],
         calibration=calibration,
         opset=opset,
         int8_io=int8_io,

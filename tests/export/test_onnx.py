@@ -27,7 +27,7 @@ def mlp_options(opset: int = 17, simplify: bool = True) -> ExportOptions:
         input_spec=InputSpec(shape=[28, 28]),
         labels=[str(d) for d in range(10)],
         output_kind="probabilities",
-        calibration_pixels=np.zeros((1, 28, 28), np.uint8),
+        calibration_images=np.zeros((1, 28, 28), np.uint8),
         opset=opset,
         simplify_onnx=simplify,
     )

@@ -92,7 +92,7 @@ def test_int8_with_int8_io_shifts_the_zero_point(mlp_run, sample_dataset, tmp_pa
         input_spec=InputSpec(shape=[28, 28]),
         labels=[str(d) for d in range(10)],
         output_kind="probabilities",
-        calibration_pixels=sample_dataset.x_train[:100],
+        calibration_images=sample_dataset.x_train[:100],
         int8_io="int8",
     )
     record = export_tflite_int8(classifier.model, tmp_path / "int8io.tflite", options)
