@@ -122,14 +122,14 @@ def export_bundle(
     input_spec = _input_spec(classifier, card, input_shape, input_scale, model_path)
     class_names = _labels(classifier, card, data, labels, model_path)
     x_train, y_train, x_test, y_test, label_note = _classes_in_model(data, classifier.classes)
-
-    say(f"keras reference on {len(x_test)} test images of {data.name}")
-    reference, output_kind = _keras_reference(classifier, x_test, y_test, input_spec, input_shape)
     if calibration_images > len(x_train):
         raise UsageError(
             f"--calibration-images {calibration_images} is more than the {len(x_train)} training images of "
             f"{data.name}; choose at most {len(x_train)}"
         )
+
+    say(f"keras reference on {len(x_test)} test images of {data.name}")
+    reference, output_kind = _keras_reference(classifier, x_test, y_test, input_spec, input_shape)
     chosen = np.sort(np.random.default_rng(seed).choice(len(x_train), size=calibration_images, replace=False))
     calibration = {"dataset": data.name, "split": "train", "images": int(calibration_images), "seed": int(seed)}
     options = ExportOptions(

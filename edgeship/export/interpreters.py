@@ -7,6 +7,7 @@ with the file's own parameters when the file takes integers.
 
 from __future__ import annotations
 
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,7 @@ class LiteRTRunner(ArtifactRunner):
         try:
             from ai_edge_litert.interpreter import Interpreter
 
-            import ai_edge_litert
-
-            self.interpreter = f"ai_edge_litert {getattr(ai_edge_litert, '__version__', '')}".strip()
+            self.interpreter = f"ai_edge_litert {metadata.version('ai-edge-litert')}"
         except ImportError:
             import tensorflow as tf
 
