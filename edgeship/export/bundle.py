@@ -121,7 +121,7 @@ def export_bundle(
     input_shape = fitted_input_shape(classifier, data.image_shape, data.name)
     input_spec = _input_spec(classifier, card, input_shape, input_scale, model_path)
     class_names = _labels(classifier, card, data, labels, model_path)
-    x_train, y_train, x_test, y_test, label_note = _classes_in_model(data, classifier.classes)
+    x_train, _, x_test, y_test, label_note = _classes_in_model(data, classifier.classes)
     if calibration_images > len(x_train):
         raise UsageError(
             f"--calibration-images {calibration_images} is more than the {len(x_train)} training images of "
