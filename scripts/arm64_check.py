@@ -14,10 +14,12 @@ What it does, in order (standard library only; run it with the dev venv's python
 3. Installs what `pip install 'edgeship[tflite]'` installs on a Pi: a wheel built from this
    checkout plus the aarch64 wheels of its `tflite` extra (numpy<2, tflite-runtime 2.14), resolved
    for manylinux aarch64 / CPython 3.11 and cached, so a warm run needs no network.
-4. Runs `python -m edgeship.runtime selftest` and `predict` on a bundle exported on x86 (`--bundle`,
-   or one trained and exported here with the dev venv) under `qemu-aarch64-static -cpu cortex-a72`,
-   and compares the arm64 probabilities on the test images with the x86 ones for every TFLite
-   artifact: max |dp| per artifact, identical argmax required on >= 99.9% of images.
+4. Runs `python -m edgeship.runtime selftest` and `predict --json` on a bundle exported on x86
+   (`--bundle`, or one trained and exported here with the dev venv) under
+   `qemu-aarch64-static -cpu cortex-a72` (a Raspberry Pi 4's core), and compares the arm64
+   probabilities on 1,000 test images with the x86 ones, artifact by artifact: max |dp|, and
+   identical argmax required on >= 99.9% of images. tflite-fp32 and tflite-int8 must run and agree;
+   another TFLite artifact that the Pi's interpreter cannot load (selftest skips it) is reported.
 5. Runs `python -m edgeship.runtime bench` there and labels its JSON as emulated, so the report
    shows an emulated arm64 row. These timings are qemu's, never a Raspberry Pi's.
 6. Prints a summary and writes arm64-check.json (agreement, max |dp|, timings, cache hits).
@@ -27,7 +29,8 @@ dies with SIGSEGV when it creates its interpreter, and onnxruntime 1.32 (`edgesh
 SIGSEGV while loading its native module, under qemu-user 7.2 with any -cpu model. `--probe-unsupported`
 installs those extras into the same root and runs selftest with them again, to see whether that still holds.
 
-Exit codes: 0 passed, 1 arm64 and x86 disagree beyond the gate, 2 the check could not run, 77 skipped.
+Exit codes: 0 passed; 1 arm64 and x86 disagree beyond the gate, a required artifact does not run on
+the Pi's interpreter, or a runtime command fails under emulation; 2 the check could not run; 77 skipped.
 """
 
 from __future__ import annotations
@@ -60,7 +63,8 @@ TARGET_GLIBC_MINOR = 36
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_CACHE = Path.home() / ".cache" / "edgeship" / "arm64-bookworm"
 DEFAULT_OUT = REPO / "artifacts" / "arm64-check"
-TFLITE_ARTIFACTS = ("tflite-fp32", "tflite-int8")
+REQUIRED_ARTIFACTS = ("tflite-fp32", "tflite-int8")
+DEFAULT_EXPORT = ("tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8")
 HOST_PACKAGES = {"qemu-aarch64-static": "qemu-user-static", "debootstrap": "debootstrap", "dpkg-deb": "dpkg"}
 NOT_TESTABLE = {
     "litert": "ai-edge-litert 2.3: SIGSEGV in Interpreter() (creating the C++ interpreter) under qemu-user 7.2",
@@ -105,6 +109,17 @@ class Emulator:
 
 
 @dataclass
+class HostPython:
+    """The dev venv's python on this machine, the x86 side of the comparison."""
+
+    def command(self, *arguments: str) -> list[str]:
+        return [sys.executable, *arguments]
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
+
+
+@dataclass
 class Result:
     """Everything the check measured, written as arm64-check.json."""
 
@@ -119,7 +134,9 @@ class Result:
     min_agreement: float = 0.999
     artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     runtime_cli: dict[str, dict[str, Any]] = field(default_factory=dict)
+    selftest_json: str = ""
     bench_json: str = ""
+    emulated_latency: dict[str, dict[str, Any]] = field(default_factory=dict)
     not_testable_under_emulation: dict[str, dict[str, Any]] = field(default_factory=dict)
     cache: dict[str, bool] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -332,7 +349,7 @@ def ensure_bundle(bundle: Path | None, out: Path, log: Path) -> Path:
     say("training the seed MLP and exporting its TFLite bundle with the dev venv")
     edgeship = [sys.executable, "-m", "edgeship.cli"]
     run([*edgeship, "train", "--model", "mlp", "--dataset", "mnist-sample", "--epochs", "5", "--seed", "0", "--out", str(run_folder)], "edgeship train", log=log, cwd=REPO)
-    run([*edgeship, "export", str(run_folder / "model.keras"), "--formats", ",".join(TFLITE_ARTIFACTS), "--out", str(path)], "edgeship export", log=log, cwd=REPO)
+    run([*edgeship, "export", str(run_folder / "model.keras"), "--formats", ",".join(DEFAULT_EXPORT), "--out", str(path)], "edgeship export", log=log, cwd=REPO)
     return path
 
 
@@ -342,42 +359,71 @@ def bundle_tflite_artifacts(bundle: Path) -> list[str]:
     return [a["name"] for a in manifest["artifacts"] if a.get("format") == "tflite" and a.get("status") == "ok"]
 
 
-def compare(x86: dict[str, Any], arm64: dict[str, Any], min_agreement: float) -> dict[str, dict[str, Any]]:
-    """Per artifact: max |dp| and the share of images with the same argmax on both machines."""
-    figures = {}
-    for name, reference in x86["artifacts"].items():
-        emulated = arm64["artifacts"][name]
-        max_abs_diff, same = 0.0, 0
-        for p_x86, p_arm in zip(reference["probabilities"], emulated["probabilities"]):
-            max_abs_diff = max(max_abs_diff, max(abs(a - b) for a, b in zip(p_x86, p_arm)))
-            same += _argmax(p_x86) == _argmax(p_arm)
-        count = len(reference["probabilities"])
-        figures[name] = {
-            "agreement": same / count,
-            "mismatches": count - same,
-            "max_abs_diff": max_abs_diff,
-            "passed": same / count >= min_agreement,
-            "x86_backend": reference["backend"],
-            "arm64_backend": emulated["backend"],
-            "arm64_seconds_per_image": emulated["seconds"] / count,
-            "x86_seconds_per_image": reference["seconds"] / count,
-        }
-    return figures
+def compare(x86: dict[str, Any], arm64: dict[str, Any], min_agreement: float) -> dict[str, Any]:
+    """One artifact's `predict --json` on both machines: max |dp| and the share of images with the same argmax."""
+    max_abs_diff, same = 0.0, 0
+    for reference, emulated in zip(x86["predictions"], arm64["predictions"], strict=True):
+        max_abs_diff = max(max_abs_diff, max(abs(a - b) for a, b in zip(reference["probabilities"], emulated["probabilities"], strict=True)))
+        same += _argmax(reference["probabilities"]) == _argmax(emulated["probabilities"])
+    count = len(x86["predictions"])
+    return {
+        "images": count,
+        "agreement": same / count,
+        "mismatches": count - same,
+        "max_abs_diff": max_abs_diff,
+        "passed": same / count >= min_agreement,
+    }
 
 
 def _argmax(values: list[float]) -> int:
     return max(range(len(values)), key=values.__getitem__)
 
 
-def runtime_cli(emulator: Emulator, arguments: list[str], what: str, log: Path) -> dict[str, Any]:
-    """Run `python -m edgeship.runtime ...` on the emulated Pi; its exit code and time."""
+def runtime_cli(python: HostPython | Emulator, arguments: list[str], what: str, log: Path) -> dict[str, Any]:
+    """Run `python -m edgeship.runtime ...`; its exit code, time and output."""
     start = time.perf_counter()
-    completed = run(emulator.command("-m", "edgeship.runtime", *arguments), what, log=log, check=False, env=emulator.environment())
+    completed = run(python.command("-m", "edgeship.runtime", *arguments), what, log=log, check=False, env=python.environment(), cwd=REPO)
     return {
         "returncode": completed.returncode,
         "seconds": round(time.perf_counter() - start, 2),
+        "stdout": completed.stdout,
         "output_tail": "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-8:]),
     }
+
+
+def backend_packages(python: HostPython | Emulator, what: str, log: Path) -> dict[str, str]:
+    """`python -m edgeship.runtime backends --json` as {backend: "package version"} for the available ones."""
+    outcome = runtime_cli(python, ["backends", "--json"], what, log)
+    if outcome["returncode"] != 0:
+        raise CheckError(f"{what} failed (exit {outcome['returncode']}):\n{outcome['output_tail']}")
+    statuses = json.loads(outcome["stdout"])
+    return {name: f"{status['package']} {status['version']}" for name, status in statuses.items() if status["available"]}
+
+
+def save_test_images(count: int, path: Path, log: Path) -> None:
+    """The first `count` test images of the bundled MNIST sample as a .npy, written by the dev venv (numpy lives there)."""
+    code = (
+        "import sys, numpy; from edgeship.data import load_dataset; "
+        "numpy.save(sys.argv[2], load_dataset('mnist-sample').x_test[: int(sys.argv[1])])"
+    )
+    run([sys.executable, "-c", code, str(count), str(path)], "saving the test images", log=log, cwd=REPO)
+
+
+def predictions(python: HostPython | Emulator, bundle: Path, artifact: str, images: Path, what: str, log: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`predict --json` of one artifact on every test image: the parsed JSON and the command's outcome."""
+    outcome = runtime_cli(python, ["predict", str(bundle), str(images), "--artifact", artifact, "--top-k", "1", "--json"], what, log)
+    if outcome["returncode"] != 0:
+        raise CheckError(f"{what} failed (exit {outcome['returncode']}):\n{outcome['output_tail']}")
+    return json.loads(outcome.pop("stdout")), outcome
+
+
+def emulated_latency(bench: Path) -> dict[str, dict[str, Any]]:
+    """Single-image p50 per artifact from the emulated bench JSON (the fewest threads measured)."""
+    rows = [row for row in json.loads(bench.read_text(encoding="utf-8"))["rows"] if row["status"] == "ok" and row["batch"] == 1]
+    latency = {}
+    for row in sorted(rows, key=lambda row: row["threads"] or 0, reverse=True):
+        latency[row["artifact"]] = {"p50_ms": row["p50_ms"], "p90_ms": row["p90_ms"], "threads": row["threads"], "batch": 1}
+    return latency
 
 
 def probe_unsupported(root: Path, qemu: str, cpu: str, wheel: Path, bundle: Path, wheels: Path, work: Path, log: Path) -> dict[str, dict[str, Any]]:
@@ -386,14 +432,12 @@ def probe_unsupported(root: Path, qemu: str, cpu: str, wheel: Path, bundle: Path
     for extra, backend in PROBE_BACKENDS.items():
         site = work / f"site-{extra}"
         versions, _ = install_runtime(wheel, extra, site, wheels, log)
-        emulator = Emulator(qemu, cpu, root, site)
-        outcome = runtime_cli(emulator, ["selftest", str(bundle), "--backend", backend], f"selftest with edgeship[{extra}]", log)
-        crashed = outcome["returncode"] in (-11, 139) or "signal 11" in outcome["output_tail"]
+        outcome = runtime_cli(Emulator(qemu, cpu, root, site), ["selftest", str(bundle), "--backend", backend], f"selftest with edgeship[{extra}]", log)
         findings[extra] = {
             "documented": NOT_TESTABLE[extra],
             "versions": versions,
             "returncode": outcome["returncode"],
-            "crashed": crashed,
+            "crashed": outcome["returncode"] in (-11, 139) or "signal 11" in outcome["output_tail"],
             "output_tail": outcome["output_tail"],
         }
     return findings
@@ -420,54 +464,79 @@ def check(args: argparse.Namespace, result: Result, out: Path, work: Path) -> No
             wheel, result.cache["build_wheels"] = build_edgeship_wheel(wheels, work, logs / "pip.log")
         with timed(result, "install_runtime"):
             versions, result.cache["runtime_wheels"] = install_runtime(wheel, "tflite", work / "site", wheels, logs / "pip.log")
-    emulator = Emulator(qemu, args.cpu, root, work / "site")
+    host, emulator = HostPython(), Emulator(qemu, args.cpu, root, work / "site")
     result.emulated = emulator.label
     result.target = {"debian": root_details["debian"], "python": root_details["python"], **versions}
     with timed(result, "bundle"):
         bundle = ensure_bundle(bundle, out, logs / "bundle.log")
+        images = work / "images.npy"
+        save_test_images(args.images, images, logs / "bundle.log")
     result.bundle = str(bundle)
     artifacts = bundle_tflite_artifacts(bundle)
     if not artifacts:
         raise CheckError(f"{bundle} has no TFLite artifact that exported fine; export tflite-fp32 and tflite-int8")
-    predictions = REPO / "scripts" / "arm64_predictions.py"
-    images = work / "images.npy"
-    common = ["--bundle", str(bundle), "--artifacts", ",".join(artifacts)]
-    with timed(result, "x86_predictions"):
-        run([sys.executable, str(predictions), *common, "--sample", str(args.images), "--save-images", str(images), "--json", str(out / "x86-predictions.json")],
-            "x86 predictions", log=logs / "predictions.log", cwd=REPO)
-    with timed(result, "arm64_predictions"):
-        run(emulator.command(str(predictions), *common, "--images", str(images), "--json", str(out / "arm64-predictions.json")),
-            "arm64 predictions under qemu", log=logs / "predictions.log", env=emulator.environment())
-    x86 = json.loads((out / "x86-predictions.json").read_text(encoding="utf-8"))
-    arm64 = json.loads((out / "arm64-predictions.json").read_text(encoding="utf-8"))
-    result.images = len(next(iter(x86["artifacts"].values()))["probabilities"])
-    result.artifacts = compare(x86, arm64, args.min_agreement)
-    with timed(result, "arm64_runtime_cli"):
-        result.runtime_cli["selftest"] = runtime_cli(emulator, ["selftest", str(bundle)], "selftest", logs / "runtime.log")
-        result.runtime_cli["predict"] = runtime_cli(emulator, ["predict", str(bundle), str(images), "--artifact", artifacts[0]], "predict", logs / "runtime.log")
-    with timed(result, "arm64_bench"):
+    runtime_log = logs / "runtime.log"
+    with timed(result, "backends"):
+        x86_backends = backend_packages(host, "x86 `backends`", runtime_log)
+        arm64_backends = backend_packages(emulator, "arm64 `backends` under qemu", runtime_log)
+    with timed(result, "selftest"):
+        selftest = out / "arm64-selftest.json"
+        selftest.unlink(missing_ok=True)
+        result.runtime_cli["selftest"] = runtime_cli(emulator, ["selftest", str(bundle), "--json", str(selftest)], "arm64 `selftest` under qemu", runtime_log)
+        if not selftest.is_file():
+            raise CheckError(f"arm64 `selftest` wrote no JSON (exit {result.runtime_cli['selftest']['returncode']}):\n{result.runtime_cli['selftest']['output_tail']}")
+        result.selftest_json = str(selftest)
+        selftest_rows = {row["artifact"]: row for row in json.loads(selftest.read_text(encoding="utf-8"))["rows"]}
+    runnable = []
+    for artifact in artifacts:
+        row = selftest_rows.get(artifact, {})
+        if row.get("status") == "skipped":
+            result.artifacts[artifact] = {"status": "not runnable", "passed": artifact not in REQUIRED_ARTIFACTS, "reason": row.get("reason")}
+        else:
+            runnable.append(artifact)
+    with timed(result, "predict"):
+        for artifact in runnable:
+            x86, _ = predictions(host, bundle, artifact, images, f"x86 `predict` of {artifact}", runtime_log)
+            arm64, outcome = predictions(emulator, bundle, artifact, images, f"arm64 `predict` of {artifact} under qemu", runtime_log)
+            figures = compare(x86, arm64, args.min_agreement)
+            result.artifacts[artifact] = {
+                "status": "compared",
+                **figures,
+                "x86_backend": x86_backends.get(x86["backend"], x86["backend"]),
+                "arm64_backend": arm64_backends.get(arm64["backend"], arm64["backend"]),
+                "arm64_predict_seconds": outcome["seconds"],
+            }
+            result.runtime_cli[f"predict {artifact}"] = outcome
+    missing = [name for name in REQUIRED_ARTIFACTS if name not in result.artifacts]
+    if missing:
+        raise CheckError(f"{bundle} has no {', '.join(missing)}; the check needs both (edgeship export --formats tflite-fp32,tflite-int8)")
+    result.images = max((figures.get("images", 0) for figures in result.artifacts.values()), default=0)
+    with timed(result, "bench"):
         bench = out / "arm64-emulated-bench.json"
-        result.runtime_cli["bench"] = runtime_cli(emulator, ["bench", str(bundle), "--json", str(bench), *args.bench_options.split()], "bench", logs / "runtime.log")
+        options = ["--artifact", ",".join(runnable), "--json", str(bench), *args.bench_options.split()]
+        result.runtime_cli["bench"] = runtime_cli(emulator, ["bench", str(bundle), *options], "arm64 `bench` under qemu", runtime_log)
         if result.runtime_cli["bench"]["returncode"] == 0:
             label_emulated(bench, emulator)
             result.bench_json = str(bench)
+            result.emulated_latency = emulated_latency(bench)
+    for outcome in result.runtime_cli.values():
+        outcome.pop("stdout", None)
     if args.probe_unsupported:
         with timed(result, "probe_unsupported"):
-            result.not_testable_under_emulation = probe_unsupported(root, qemu, args.cpu, wheel, bundle, cache / "wheels", work, logs / "probe.log")
-    failed_cli = [name for name, outcome in result.runtime_cli.items() if outcome["returncode"] != 0]
-    failed_gate = [name for name, figures in result.artifacts.items() if not figures["passed"]]
-    if failed_gate:
-        result.status, result.reason = "failed", f"arm64 and x86 disagree beyond the gate on {', '.join(failed_gate)}"
-    elif failed_cli:
-        result.status, result.reason = "error", f"`python -m edgeship.runtime {'/'.join(failed_cli)}` failed under emulation (see logs/runtime.log)"
-    else:
-        result.status = "passed"
+            result.not_testable_under_emulation = probe_unsupported(root, qemu, args.cpu, wheel, bundle, wheels, work, logs / "probe.log")
+    problems = [f"`{name}` exited {outcome['returncode']} under emulation" for name, outcome in result.runtime_cli.items() if outcome["returncode"] != 0]
+    problems += [
+        f"{name} does not run on the Pi's interpreter" if figures["status"] != "compared" else f"{name} argmax agreement {figures['agreement']:.2%} is below the gate"
+        for name, figures in result.artifacts.items() if not figures["passed"]
+    ]
+    result.status, result.reason = ("failed", "; ".join(problems)) if problems else ("passed", "")
 
 
 def label_emulated(bench: Path, emulator: Emulator) -> None:
     """Mark a bench JSON's machine as emulated, so no report mistakes it for a Pi."""
     payload = json.loads(bench.read_text(encoding="utf-8"))
     machine = payload.setdefault("machine", {})
+    machine["cpu"] = f"{emulator.cpu} emulated by qemu-user (host CPU: {machine.get('cpu', 'unknown')})"
     machine["emulated"] = emulator.label
     machine["label"] = f"arm64 Raspberry Pi OS Bookworm, emulated ({emulator.label})"
     write_json(bench, payload)
@@ -488,13 +557,17 @@ def summary(result: Result) -> str:
         lines.append(f"  target: Debian {result.target.get('debian', '?')} arm64, Python {result.target.get('python', '?')}, "
                      f"numpy {result.target.get('numpy', '?')}, tflite-runtime {result.target.get('tflite-runtime', '?')}; {result.emulated}")
     for name, figures in result.artifacts.items():
+        if figures["status"] != "compared":
+            lines.append(f"  {name:<14} not runnable with edgeship[tflite] on the Pi{'' if figures['passed'] else ' (REQUIRED)'}: {figures['reason']}")
+            continue
         lines.append(
-            f"  {name:<14} agreement {figures['agreement']:.2%} ({figures['mismatches']} of {result.images} differ, gate {result.min_agreement:.1%})  "
-            f"max |dp| {figures['max_abs_diff']:.2e}  emulated {figures['arm64_seconds_per_image'] * 1e3:.2f} ms/image  "
-            f"[{figures['x86_backend']} x86 vs {figures['arm64_backend']} arm64]"
+            f"  {name:<14} argmax agreement {figures['agreement']:.2%} ({figures['mismatches']} of {figures['images']} differ; gate {result.min_agreement:.1%})  "
+            f"max |dp| {figures['max_abs_diff']:.2e}  [x86 {figures['x86_backend']} vs arm64 {figures['arm64_backend']}]"
         )
+    for name, latency in result.emulated_latency.items():
+        lines.append(f"  {name:<14} emulated latency p50 {latency['p50_ms']:.3f} ms, p90 {latency['p90_ms']:.3f} ms (batch 1, {latency['threads']} thread(s); qemu, not a Raspberry Pi)")
     for name, outcome in result.runtime_cli.items():
-        lines.append(f"  runtime {name:<9} exit {outcome['returncode']}  {outcome['seconds']:.1f} s")
+        lines.append(f"  arm64 `{name}`: exit {outcome['returncode']} in {outcome['seconds']:.1f} s")
     if result.bench_json:
         lines.append(f"  emulated bench JSON (qemu timings, not a Raspberry Pi's): {result.bench_json}")
     for extra, finding in result.not_testable_under_emulation.items():
@@ -515,7 +588,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cpu", default="cortex-a72", help="qemu CPU model (cortex-a72 = Raspberry Pi 4)")
     parser.add_argument("--images", type=int, default=1000, help="test images to compare (default 1000)")
     parser.add_argument("--min-agreement", type=float, default=0.999, help="share of images whose argmax must match (default 0.999)")
-    parser.add_argument("--bench-options", default="--threads 1 --batch 1", help="options passed to the emulated `bench`")
+    parser.add_argument("--bench-options", default="--threads 1 --batch 1,32 --seconds 1", help="options passed to the emulated `bench` (default: %(default)s)")
     parser.add_argument("--probe-unsupported", action="store_true", help="also install edgeship[litert] and edgeship[onnx] and see whether they still crash under qemu")
     return parser.parse_args(argv)
 

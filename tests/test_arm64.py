@@ -52,7 +52,12 @@ def test_arm64_predictions_equal_x86_for_fp32_and_int8(arm64_check):
     assert fp32["agreement"] >= 0.999 and int8["agreement"] >= 0.999
     assert fp32["max_abs_diff"] <= 1e-4
     assert int8["max_abs_diff"] <= 2 / 256
+    assert fp32["status"] == int8["status"] == "compared"
     assert "tflite-runtime 2.14" in int8["arm64_backend"]
+    for name, figures in result["artifacts"].items():
+        assert figures["status"] in ("compared", "not runnable"), name
+        if figures["status"] == "compared":
+            assert figures["agreement"] >= 0.999, name
     assert "agreement" in completed.stdout and "max |dp|" in completed.stdout
 
 
@@ -69,8 +74,12 @@ def test_emulated_target_is_bookworm_python311_with_the_tflite_extra(arm64_check
 @pytest.mark.arm64
 def test_runtime_commands_run_under_emulation(arm64_check):
     _, result, _ = arm64_check
-    for command in ("selftest", "predict", "bench"):
+    for command in ("selftest", "predict tflite-fp32", "predict tflite-int8", "bench"):
         assert result["runtime_cli"][command]["returncode"] == 0, result["runtime_cli"][command]["output_tail"]
+    selftest = json.loads(Path(result["selftest_json"]).read_text(encoding="utf-8"))
+    statuses = {row["artifact"]: row["status"] for row in selftest["rows"]}
+    assert statuses["tflite-fp32"] == statuses["tflite-int8"] == "pass"
+    assert "fail" not in statuses.values()
 
 
 @pytest.mark.arm64
@@ -78,6 +87,8 @@ def test_bench_json_is_labelled_emulated(arm64_check):
     _, result, out = arm64_check
     bench = json.loads((out / "arm64-emulated-bench.json").read_text(encoding="utf-8"))
     assert bench["machine"]["emulated"].startswith("qemu-aarch64 cortex-a72")
+    assert bench["machine"]["cpu"].startswith("cortex-a72 emulated by qemu-user")
+    assert set(result["emulated_latency"]) >= {"tflite-fp32", "tflite-int8"}
     assert "emulated" in bench["machine"]["label"]
     assert bench["rows"]
 
@@ -132,13 +143,15 @@ def test_mirror_comes_from_apt_sources(tmp_path, monkeypatch):
 
 def test_compare_counts_argmax_flips_and_the_largest_difference():
     script = load_script()
-    x86 = {"artifacts": {"a": {"backend": "x", "seconds": 1.0, "probabilities": [[0.9, 0.1], [0.4, 0.6], [0.2, 0.8]]}}}
-    arm64 = {"artifacts": {"a": {"backend": "y", "seconds": 2.0, "probabilities": [[0.9, 0.1], [0.6, 0.4], [0.25, 0.75]]}}}
-    figures = script.compare(x86, arm64, min_agreement=0.999)["a"]
+    x86 = {"predictions": [{"probabilities": p} for p in ([0.9, 0.1], [0.4, 0.6], [0.2, 0.8])]}
+    arm64 = {"predictions": [{"probabilities": p} for p in ([0.9, 0.1], [0.6, 0.4], [0.25, 0.75])]}
+    figures = script.compare(x86, arm64, min_agreement=0.999)
+    assert figures["images"] == 3
     assert figures["mismatches"] == 1
     assert figures["agreement"] == pytest.approx(2 / 3)
     assert figures["max_abs_diff"] == pytest.approx(0.2)
     assert figures["passed"] is False
+    assert script.compare(x86, x86, min_agreement=0.999)["passed"] is True
 
 
 def test_pip_targets_every_manylinux_tag_bookworm_accepts():
