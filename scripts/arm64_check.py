@@ -27,7 +27,7 @@ What it does, in order (standard library only; run it with the dev venv's python
 Not testable under emulation (they run on real arm64 hardware): ai-edge-litert 2.3 (`edgeship[litert]`)
 dies with SIGSEGV when it creates its interpreter, and onnxruntime 1.32 (`edgeship[onnx]`) dies with
 SIGSEGV while loading its native module, under qemu-user 7.2 with any -cpu model. `--probe-unsupported`
-installs those extras into the same root and runs selftest with them again, to see whether that still holds.
+installs those extras into the same root and predicts with them again, to see whether that still holds.
 
 Exit codes: 0 passed; 1 arm64 and x86 disagree beyond the gate, a required artifact does not run on
 the Pi's interpreter, or a runtime command fails under emulation; 2 the check could not run; 77 skipped.
@@ -70,7 +70,7 @@ NOT_TESTABLE = {
     "litert": "ai-edge-litert 2.3: SIGSEGV in Interpreter() (creating the C++ interpreter) under qemu-user 7.2",
     "onnx": "onnxruntime 1.32: SIGSEGV while loading onnxruntime_pybind11_state under qemu-user 7.2",
 }
-PROBE_BACKENDS = {"litert": "litert", "onnx": "onnxruntime"}
+PROBES = {"litert": ("litert", "tflite"), "onnx": ("onnxruntime", "onnx")}
 
 
 class Skip(Exception):
@@ -426,16 +426,20 @@ def emulated_latency(bench: Path) -> dict[str, dict[str, Any]]:
     return latency
 
 
-def probe_unsupported(root: Path, qemu: str, cpu: str, wheel: Path, bundle: Path, wheels: Path, work: Path, log: Path) -> dict[str, dict[str, Any]]:
-    """Install edgeship[litert] and edgeship[onnx] into the emulated root and run selftest with each, to see whether qemu still crashes."""
+def probe_unsupported(root: Path, qemu: str, cpu: str, wheel: Path, bundle: Path, images: Path, wheels: Path, work: Path, log: Path) -> dict[str, dict[str, Any]]:
+    """Install edgeship[litert] and edgeship[onnx] into the emulated root and predict with each, to see whether qemu still crashes."""
+    manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
     findings = {}
-    for extra, backend in PROBE_BACKENDS.items():
+    for extra, (backend, file_format) in PROBES.items():
         site = work / f"site-{extra}"
         versions, _ = install_runtime(wheel, extra, site, wheels, log)
-        outcome = runtime_cli(Emulator(qemu, cpu, root, site), ["selftest", str(bundle), "--backend", backend], f"selftest with edgeship[{extra}]", log)
+        artifact = next((a["name"] for a in manifest["artifacts"] if a.get("format") == file_format and a.get("status") == "ok"), None)
+        arguments = ["predict", str(bundle), str(images), "--artifact", artifact, "--backend", backend, "--json"] if artifact else ["backends", "--json"]
+        outcome = runtime_cli(Emulator(qemu, cpu, root, site), arguments, f"edgeship[{extra}] under qemu", log)
         findings[extra] = {
             "documented": NOT_TESTABLE[extra],
             "versions": versions,
+            "command": " ".join(["python -m edgeship.runtime", *arguments[:1], *(["--artifact", artifact] if artifact else [])]),
             "returncode": outcome["returncode"],
             "crashed": outcome["returncode"] in (-11, 139) or "signal 11" in outcome["output_tail"],
             "output_tail": outcome["output_tail"],
@@ -523,7 +527,7 @@ def check(args: argparse.Namespace, result: Result, out: Path, work: Path) -> No
         outcome.pop("stdout", None)
     if args.probe_unsupported:
         with timed(result, "probe_unsupported"):
-            result.not_testable_under_emulation = probe_unsupported(root, qemu, args.cpu, wheel, bundle, wheels, work, logs / "probe.log")
+            result.not_testable_under_emulation = probe_unsupported(root, qemu, args.cpu, wheel, bundle, images, wheels, work, logs / "probe.log")
     problems = [f"`{name}` exited {outcome['returncode']} under emulation" for name, outcome in result.runtime_cli.items() if outcome["returncode"] != 0]
     problems += [
         f"{name} does not run on the Pi's interpreter" if figures["status"] != "compared" else f"{name} argmax agreement {figures['agreement']:.2%} is below the gate"
