@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from edgeship.errors import EdgeshipError
 from edgeship.manifest import Manifest, load_manifest
+from edgeship.reference import KerasReference
 from edgeship.runtime.bench import BenchRow, bench_callable, bench_model, bench_payload, golden_images
 
 log = logging.getLogger(__name__)
@@ -23,32 +23,15 @@ log = logging.getLogger(__name__)
 
 def keras_rows(model_path: Path, manifest: Manifest, images: np.ndarray, batches: list[int], seconds: float) -> list[BenchRow]:
     """Reference rows for the Keras model: `model(x)` for batch 1 (what an interactive user calls), `predict` above."""
-    import keras
-    import tensorflow as tf
-
-    started = time.perf_counter()
-    model = keras.saving.load_model(model_path, compile=False)
-    load_seconds = time.perf_counter() - started
-    spec = manifest.input
-    shape = tuple(model.input_shape[1:])
-
-    def scaled(raw: np.ndarray) -> np.ndarray:
-        return ((raw.astype(np.float32) * np.float32(spec.scale) - np.float32(spec.mean)) / np.float32(spec.std)).reshape((len(raw), *shape))
-
-    def call_once(raw: np.ndarray) -> Any:
-        return model(scaled(raw), training=False)
-
-    def predict(raw: np.ndarray) -> Any:
-        return model.predict(scaled(raw), batch_size=len(raw), verbose=0)
-
+    reference = KerasReference(model_path, manifest)
     fields = {
         "artifact": "keras", "format": "keras", "precision": "fp32", "backend": "tensorflow", "accelerator": None,
-        "threads": None, "load_seconds": round(load_seconds, 4), "file_bytes": model_path.stat().st_size,
-        "package": "tensorflow", "version": tf.__version__,
+        "threads": None, "load_seconds": round(reference.load_seconds, 4), "file_bytes": model_path.stat().st_size,
+        "package": "tensorflow", "version": reference.tensorflow_version,
     }
     rows = []
     for batch in batches:
-        rows += bench_callable(call_once if batch == 1 else predict, images, [batch], seconds, **fields)
+        rows += bench_callable(reference.call if batch == 1 else reference.predict_proba, images, [batch], seconds, **fields)
     return rows
 
 

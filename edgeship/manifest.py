@@ -41,6 +41,13 @@ class InputSpec:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def to_model_input(self, raw: Any, input_shape: tuple[int, ...]) -> Any:
+        """Raw pixels -> the float32 tensor a float model takes: (raw * scale - mean) / std, reshaped to (N, *input_shape)."""
+        import numpy as np
+
+        scaled = (np.asarray(raw).astype(np.float32) * np.float32(self.scale) - np.float32(self.mean)) / np.float32(self.std)
+        return scaled.reshape((len(scaled), *input_shape))
+
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "input") -> "InputSpec":
         _require(raw, ("shape",), where)

@@ -20,6 +20,7 @@ import numpy as np
 from edgeship.errors import BundleError, GateFailedError, ModelError
 from edgeship.files import sha256_file
 from edgeship.manifest import Manifest, load_manifest
+from edgeship.reference import KerasReference
 from edgeship.runtime.gates import Gate, gate_for
 
 log = logging.getLogger(__name__)
@@ -127,25 +128,6 @@ def source_model_path(bundle: Path, manifest: Manifest, override: str | Path | N
     return path
 
 
-def keras_probabilities(model_path: Path, images: np.ndarray, manifest: Manifest) -> np.ndarray:
-    """The reference runner: the source Keras model on raw pixels scaled as the manifest says."""
-    import keras
-
-    model = keras.saving.load_model(model_path, compile=False)
-    spec = manifest.input
-    inputs = (images.astype(np.float32) * np.float32(spec.scale) - np.float32(spec.mean)) / np.float32(spec.std)
-    inputs = inputs.reshape((len(images), *model.input_shape[1:]))
-    outputs = np.asarray(model.predict(inputs, batch_size=256, verbose=0), dtype=np.float32)
-    if manifest.output_kind == "logits":
-        outputs = _softmax(outputs)
-    return outputs
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
 def artifact_probabilities(bundle: Path, name: str, images: np.ndarray, backend: str | None = None) -> np.ndarray:
     """A candidate runner: one artifact through the slim runtime, exactly as a device would run it."""
     from edgeship.runtime import Classifier
@@ -204,7 +186,7 @@ def verify_bundle(
         images, labels = images[:max_images], labels[:max_images]
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     say(f"  keras reference on {len(images)} test images")
-    reference = keras_probabilities(source_model_path(bundle, manifest, model_path), images, manifest)
+    reference = KerasReference(source_model_path(bundle, manifest, model_path), manifest).predict_proba(images)
     rows = []
     for artifact in manifest.artifacts:
         if not artifact.ok:

@@ -42,8 +42,8 @@ def layer_errors(fp32_path: Path, int8_path: Path, images: np.ndarray, spec: Inp
     input_scale, input_zero_point = quantized_input["quantization"]
     errors: dict[tuple[int, str, str], list[float]] = {}
     for image in images:
-        scaled = (image.astype(np.float32) * np.float32(spec.scale) - np.float32(spec.mean)) / np.float32(spec.std)
-        float_model.set_tensor(float_input["index"], scaled.reshape(float_input["shape"]))
+        scaled = spec.to_model_input(image[None], tuple(float_input["shape"][1:]))
+        float_model.set_tensor(float_input["index"], scaled)
         info = np.iinfo(quantized_input["dtype"])
         quantized = np.clip(np.round(scaled / input_scale + input_zero_point), info.min, info.max)
         quantized_model.set_tensor(quantized_input["index"], quantized.astype(quantized_input["dtype"]).reshape(quantized_input["shape"]))

@@ -22,7 +22,8 @@ import numpy as np
 
 from edgeship import __version__
 from edgeship.errors import DatasetError, ModelError, OutputError, UsageError
-from edgeship.export.base import ExportOptions, FormatSkipped, ProgressCallback, model_inputs, native_output_to_log
+from edgeship.export.base import ExportOptions, FormatSkipped, ProgressCallback
+from edgeship.native import native_output_to_log
 from edgeship.export.interpreters import open_runner
 from edgeship.export.keras_model import LoadedClassifier, fitted_input_shape, is_probability_rows, load_classifier, softmax
 from edgeship.export.onnx import MAX_OPSET, MIN_OPSET
@@ -253,7 +254,7 @@ def _keras_reference(
 ) -> tuple[_Reference, str]:
     """The Keras model's probabilities on the test split, and whether it outputs probabilities or logits."""
     outputs = np.asarray(
-        classifier.model.predict(model_inputs(images, spec, input_shape), batch_size=KERAS_BATCH, verbose=0),
+        classifier.model.predict(spec.to_model_input(images, input_shape), batch_size=KERAS_BATCH, verbose=0),
         dtype=np.float32,
     )
     output_kind = "probabilities" if classifier.softmax_output or is_probability_rows(outputs) else "logits"
@@ -297,7 +298,7 @@ def _export_one(
         with native_output_to_log(f"the {export_format.family} interpreter"):
             runner = open_runner(path, export_format.family)
             artifact.input, artifact.output = runner.input_spec(), runner.output_spec()
-            outputs = runner.run(model_inputs(reference.images, options.input_spec, options.input_shape))
+            outputs = runner.run(options.input_spec.to_model_input(reference.images, options.input_shape))
     except Exception as exc:
         log.debug("%s does not run", export_format.name, exc_info=True)
         return _not_made(artifact, "failed", f"exported, but its interpreter cannot run it: {_reason(exc)}", path)

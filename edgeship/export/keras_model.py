@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.native import import_keras_quietly
 from edgeship.errors import DatasetError, ModelError
 
 log = logging.getLogger(__name__)
@@ -55,16 +56,6 @@ def load_classifier(model_path: str | os.PathLike, safe_mode: bool = True) -> Lo
         )
         raise ModelError(f"{path} is not a loadable Keras model ({type(exc).__name__}: {first_line}); {hint}") from exc
     return inspect_classifier(model, path)
-
-
-def import_keras_quietly() -> Any:
-    """Import Keras (and TensorFlow), sending the start-up lines TensorFlow's C++ prints to the debug log."""
-    from edgeship.export.base import native_output_to_log
-
-    with native_output_to_log("TensorFlow start-up"):
-        import keras
-        import tensorflow  # noqa: F401
-    return keras
 
 
 def inspect_classifier(model: Any, path: Path) -> LoadedClassifier:

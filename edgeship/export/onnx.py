@@ -15,7 +15,8 @@ from typing import Any
 
 from edgeship import __version__
 from edgeship.errors import ExportError, missing_extra
-from edgeship.export.base import ExportOptions, ExportRecord, native_output_to_log
+from edgeship.export.base import ExportOptions, ExportRecord
+from edgeship.native import native_output_to_log
 from edgeship.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from edgeship.export.base import ExportOptions, ExportRecord, FormatSkipped, native_output_to_log
+from edgeship.export.base import ExportOptions, ExportRecord, FormatSkipped
+from edgeship.native import native_output_to_log
 from edgeship.export.onnx import INPUT_NAME, add_metadata, convert_to_onnx
 from edgeship.files import atomic_write_bytes
 

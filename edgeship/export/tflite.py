@@ -19,7 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from edgeship.export.base import ExportOptions, ExportRecord, native_output_to_log
+from edgeship.export.base import ExportOptions, ExportRecord
+from edgeship.native import native_output_to_log
 from edgeship.files import atomic_write_bytes
 
 INT8_IO_TYPES = ("uint8", "int8")

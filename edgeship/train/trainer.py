@@ -31,11 +31,6 @@ class TrainResult:
     history: dict[str, list[float]]
 
 
-def scale_pixels(images: np.ndarray) -> np.ndarray:
-    """Raw uint8 pixels to the float32 [0, 1] inputs our models train on (the scaling recorded in the card)."""
-    return images.astype(np.float32) * np.float32(PIXEL_SCALE)
-
-
 def classification_metrics(labels: np.ndarray, predictions: np.ndarray, classes: int) -> dict[str, Any]:
     """Accuracy, per-class accuracy and the confusion matrix (rows: true class, columns: predicted)."""
     confusion = np.zeros((classes, classes), dtype=np.int64)
@@ -89,7 +84,9 @@ def train_model(
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     out = ensure_directory(out)
 
-    import keras
+    from edgeship.native import import_keras_quietly
+
+    keras = import_keras_quietly()
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
@@ -97,8 +94,9 @@ def train_model(
 
     classes = len(dataset.class_names)
     input_shape = tuple(dataset.x_train.shape[1:])
+    spec = InputSpec(shape=list(input_shape), layout="NHWC", dtype="uint8", scale=PIXEL_SCALE)
     model = build_model(architecture, input_shape, classes)
-    x_train, x_test = scale_pixels(dataset.x_train), scale_pixels(dataset.x_test)
+    x_train, x_test = spec.to_model_input(dataset.x_train, input_shape), spec.to_model_input(dataset.x_test, input_shape)
 
     started = time.perf_counter()
     fit = model.fit(
@@ -138,7 +136,7 @@ def train_model(
         model.save(temporary)
     card = ModelCard(
         labels=list(dataset.class_names),
-        input=InputSpec(shape=list(input_shape), layout="NHWC", dtype="uint8", scale=PIXEL_SCALE),
+        input=spec,
         dataset=dataset.name,
         architecture=architecture,
         seed=seed,
