@@ -76,6 +76,8 @@ class Classifier:
         self._model_dims = _known_dims(runner.input.shape, runner.path)
         self._image_shapes = _image_shapes(input_spec, self._model_dims)
         self._single_model_shape = (1, *self._model_dims)
+        # One uint8 image of these shapes takes predict's shortest path: the output needs no reshaping.
+        self._fast_shapes = self._image_shapes if len(runner.output.shape) == 2 else frozenset()
         classes = math.prod(_known_dims(runner.output.shape, runner.path))
         if classes != len(self.labels):
             raise ModelError(f"{runner.path} outputs {classes} values but there are {len(self.labels)} labels; re-export the bundle")
@@ -161,7 +163,10 @@ class Classifier:
 
     def predict(self, images: Any) -> np.ndarray:
         """Class indices (int64, one per image) for one image (H, W) or a batch (N, H, W) of raw pixels."""
-        labels = self._forward(images).argmax(axis=1)
+        if images.__class__ is np.ndarray and images.shape in self._fast_shapes and images.dtype == _UINT8:
+            labels = self._infer(images.reshape(self._single_model_shape), self._uint8_convert).argmax(axis=1)
+        else:
+            labels = self._forward(images).argmax(axis=1)
         return labels if _LABELS_ARE_INT64 else labels.astype(np.int64)
 
     def predict_proba(self, images: Any) -> np.ndarray:
