@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgeship.manifest import Manifest
-from edgeship.native import import_keras_quietly
+from edgeship.native import import_keras_quietly, native_output_to_log
 
 KERAS_BATCH = 256
 
@@ -32,6 +32,9 @@ class KerasReference:
         self.spec = manifest.input
         self.logits = manifest.output_kind == "logits"
         self.input_shape = tuple(self.model.input_shape[1:])
+        with native_output_to_log("Keras first predict"):
+            # The first predict builds TensorFlow's data pipeline, which prints C++ warnings once.
+            self.model.predict(np.zeros((1, *self.input_shape), dtype=np.float32), verbose=0)
 
     def _inputs(self, images: np.ndarray) -> np.ndarray:
         return self.spec.to_model_input(images, self.input_shape)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from edgeship.errors import UsageError
 from edgeship.files import atomic_path, atomic_write_json, ensure_directory
 from edgeship.manifest import InputSpec
 from edgeship.modelcard import ModelCard, write_card
+from edgeship.native import import_keras_quietly, native_output_to_log
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,8 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, classes:
     }
 
 
-def _epoch_logger(epochs: int) -> Any:
-    """A Keras callback printing one progress line per epoch to stderr."""
+def _epoch_logger(epochs: int, console: Any) -> Any:
+    """A Keras callback printing one progress line per epoch to `console`."""
     import keras
 
     class EpochLine(keras.callbacks.Callback):
@@ -57,7 +59,7 @@ def _epoch_logger(epochs: int) -> Any:
                 f"  epoch {epoch + 1}/{epochs}  loss {logs.get('loss', float('nan')):.4f}  "
                 f"acc {logs.get('accuracy', float('nan')):.4f}  test acc {logs.get('val_accuracy', float('nan')):.4f}  "
                 f"({time.perf_counter() - self.started:.1f} s)",
-                file=sys.stderr,
+                file=console,
                 flush=True,
             )
 
@@ -83,9 +85,6 @@ def train_model(
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     out = ensure_directory(out)
-
-    from edgeship.native import import_keras_quietly
-
     keras = import_keras_quietly()
     import tensorflow as tf
 
@@ -98,22 +97,25 @@ def train_model(
     model = build_model(architecture, input_shape, classes)
     x_train, x_test = spec.to_model_input(dataset.x_train, input_shape), spec.to_model_input(dataset.x_test, input_shape)
 
-    started = time.perf_counter()
-    fit = model.fit(
-        x_train,
-        dataset.y_train,
-        epochs=epochs,
-        batch_size=batch_size,
-        validation_data=(x_test, dataset.y_test),
-        shuffle=True,
-        verbose=0,
-        callbacks=[_epoch_logger(epochs)] if progress else [],
-    )
-    training_seconds = time.perf_counter() - started
+    # TensorFlow's data pipeline prints C++ warnings to stderr during fit; they go to the debug log,
+    # while the epoch lines go to a copy of the real stderr taken before the capture.
+    with os.fdopen(os.dup(2), "w") as console, native_output_to_log("Keras training"):
+        started = time.perf_counter()
+        fit = model.fit(
+            x_train,
+            dataset.y_train,
+            epochs=epochs,
+            batch_size=batch_size,
+            validation_data=(x_test, dataset.y_test),
+            shuffle=True,
+            verbose=0,
+            callbacks=[_epoch_logger(epochs, console)] if progress else [],
+        )
+        training_seconds = time.perf_counter() - started
+        test_loss, _ = model.evaluate(x_test, dataset.y_test, verbose=0)
+        probabilities = model.predict(x_test, batch_size=256, verbose=0)
     history = {name: [float(v) for v in values] for name, values in fit.history.items()}
 
-    test_loss, _ = model.evaluate(x_test, dataset.y_test, verbose=0)
-    probabilities = model.predict(x_test, batch_size=256, verbose=0)
     metrics = {
         "architecture": architecture,
         "dataset": dataset.name,
