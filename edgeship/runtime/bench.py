@@ -9,7 +9,6 @@ references (a Keras model) get rows of the same shape.
 
 from __future__ import annotations
 
-import logging
 import os
 import platform
 import sys
@@ -25,8 +24,6 @@ from edgeship.files import atomic_write_json
 from edgeship.manifest import load_manifest, resolve_in_bundle
 from edgeship.runtime.backends import FORMAT_BACKENDS, available_backends, backend_module
 from edgeship.runtime.classifier import Classifier
-
-log = logging.getLogger(__name__)
 
 BENCH_SCHEMA = "edgeship.bench/1"
 

@@ -64,7 +64,6 @@ class Classifier:
         input_spec: InputSpec,
         logits: bool = False,
         artifact: Artifact | None = None,
-        source: Path | None = None,
     ) -> None:
         runner.activate()
         self.runner = runner
@@ -72,7 +71,6 @@ class Classifier:
         self.input_spec = input_spec
         self.logits = logits
         self.artifact = artifact
-        self.source = source
         self._model_dims = _known_dims(runner.input.shape, runner.path)
         self._image_shapes = _image_shapes(input_spec, self._model_dims)
         self._single_model_shape = (1, *self._model_dims)
@@ -137,7 +135,7 @@ class Classifier:
         if verify:
             verify_file(path, chosen.sha256 or "")
         runner = create_runner(path, chosen.format, backend, **accelerators)
-        return cls._build(runner, manifest.labels, manifest.input, manifest.output_kind == "logits", chosen, bundle)
+        return cls._build(runner, manifest.labels, manifest.input, manifest.output_kind == "logits", chosen)
 
     @classmethod
     def _load_bare(
@@ -151,7 +149,7 @@ class Classifier:
         except BaseException:
             runner.release()
             raise
-        return cls._build(runner, [str(i) for i in range(classes)], spec, bool(options["logits"]), None, path)
+        return cls._build(runner, [str(i) for i in range(classes)], spec, bool(options["logits"]))
 
     @classmethod
     def _build(cls, runner: Runner, *args: Any) -> "Classifier":
@@ -182,12 +180,7 @@ class Classifier:
         """The k most probable classes of each image, most probable first."""
         if not isinstance(k, int) or not 1 <= k <= len(self.labels):
             raise UsageError(f"k must be between 1 and {len(self.labels)} (the number of classes), got {k!r}")
-        probabilities = self.predict_proba(images)
-        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-        return [
-            [Ranked(int(index), self.labels[index], float(row[index])) for index in indices]
-            for row, indices in zip(probabilities, order)
-        ]
+        return rank(self.predict_proba(images), self.labels, k)
 
     def info(self) -> dict[str, Any]:
         """What runs: artifact, file, backend, version, threads, accelerator, input and output tensors."""
@@ -248,6 +241,15 @@ class Classifier:
                 raise InputError("the batch is empty; give at least one image")
             return images.reshape((shape[0], *self._model_dims))
         raise InputError(describe_shape_error(shape, self.input_spec))
+
+
+def rank(probabilities: np.ndarray, labels: list[str], k: int) -> list[list[Ranked]]:
+    """The k most probable classes of each row, most probable first (ties: the lower index first)."""
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    return [
+        [Ranked(int(index), labels[index], float(row[index])) for index in indices]
+        for row, indices in zip(probabilities, order)
+    ]
 
 
 def _closed(source: np.ndarray, convert: Convert | None) -> np.ndarray:

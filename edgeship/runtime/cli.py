@@ -104,9 +104,7 @@ def load_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_predict(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
     """Predict each image; print lines or JSON; return the images, the results and the model's info and labels (for --plot)."""
-    import numpy as np
-
-    from edgeship.runtime.classifier import Classifier, image_geometry
+    from edgeship.runtime.classifier import Classifier, image_geometry, rank
     from edgeship.runtime.images import read_images
 
     if args.threads is not None and args.threads < 1:
@@ -119,11 +117,9 @@ def run_predict(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], di
         probabilities = classifier.predict_proba(images)
         labels = classifier.labels
         info = classifier.info()
-    k = min(args.top_k, len(labels))
     results = []
-    for name, row in zip(names, probabilities):
-        best = [int(i) for i in np.argsort(-row, kind="stable")[:k]]
-        top = [{"label": labels[i], "index": i, "probability": float(row[i])} for i in best]
+    for name, row, best in zip(names, probabilities, rank(probabilities, labels, min(args.top_k, len(labels)))):
+        top = [{"label": r.label, "index": r.index, "probability": r.probability} for r in best]
         results.append({**top[0], "image": name, "top_k": top, "probabilities": [float(p) for p in row]})
     if args.json:
         payload = {"model": str(args.model), "artifact": info["artifact"], "backend": info["backend"],
