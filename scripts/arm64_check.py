@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import platform
@@ -232,7 +231,7 @@ def _is_debian_main(types: str, uris: str, suites: str, components: str) -> bool
 
 
 def ensure_root(cache: Path, mirror: str, qemu: str, logs: Path) -> tuple[Path, bool, dict[str, str]]:
-    """The cached Bookworm arm64 root with python3.11; built (about 30 s) when missing or incomplete."""
+    """The cached Bookworm arm64 root with python3.11; built (about 20 s) when missing or incomplete."""
     root = cache / "root"
     stamp = root / ".edgeship-root.json"
     if stamp.is_file() and (root / "usr/bin/python3.11").is_file():
@@ -458,6 +457,7 @@ def check(args: argparse.Namespace, result: Result, out: Path, work: Path) -> No
         installed = ensure_host_tools()
     result.cache["host_tools"] = not installed
     qemu = shutil.which("qemu-aarch64-static")
+    result.host["qemu"] = run([qemu, "--version"], "qemu-aarch64-static --version").stdout.split("\n")[0]
     result.mirror = debian_mirror()
     with cache_lock(cache):
         with timed(result, "root"):
@@ -537,12 +537,12 @@ def check(args: argparse.Namespace, result: Result, out: Path, work: Path) -> No
 
 
 def label_emulated(bench: Path, emulator: Emulator) -> None:
-    """Mark a bench JSON's machine as emulated, so no report mistakes it for a Pi."""
+    """Mark a bench JSON's machine as emulated, so no report mistakes it for a Pi (the report adds "(emulated)" to the label)."""
     payload = json.loads(bench.read_text(encoding="utf-8"))
     machine = payload.setdefault("machine", {})
     machine["cpu"] = f"{emulator.cpu} emulated by qemu-user (host CPU: {machine.get('cpu', 'unknown')})"
     machine["emulated"] = emulator.label
-    machine["label"] = f"arm64 Raspberry Pi OS Bookworm, emulated ({emulator.label})"
+    machine["label"] = f"arm64 Raspberry Pi OS Bookworm, qemu {emulator.cpu}"
     write_json(bench, payload)
 
 
