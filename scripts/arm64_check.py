@@ -24,7 +24,7 @@ What it does, in order (standard library only; run it with the dev venv's python
    shows an emulated arm64 row. These timings are qemu's, never a Raspberry Pi's.
 6. Prints a summary and writes arm64-check.json (agreement, max |dp|, timings, cache hits).
 
-Not testable under emulation (they run on real arm64 hardware): ai-edge-litert 2.3 (`edgeship[litert]`)
+Not testable under emulation (qemu-user is what fails; their aarch64 wheels target real hardware): ai-edge-litert 2.3 (`edgeship[litert]`)
 dies with SIGSEGV when it creates its interpreter, and onnxruntime 1.32 (`edgeship[onnx]`) dies with
 SIGSEGV while loading its native module, under qemu-user 7.2 with any -cpu model. `--probe-unsupported`
 installs those extras into the same root and predicts with them again, to see whether that still holds.
