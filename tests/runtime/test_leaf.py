@@ -48,10 +48,21 @@ def test_runtime_imports_stay_inside_the_leaf():
 
 def test_import_loads_no_heavy_module_and_is_quick():
     code = (
-        "import sys, time; t = time.perf_counter(); import edgeship.runtime, edgeship.runtime.cli, edgeship.cli;"
+        "import sys, time; t = time.perf_counter(); import edgeship.cli, edgeship.runtime.cli;"
+        "from edgeship.runtime import Classifier, available_backends;"
         "print(time.perf_counter() - t); print(','.join(m for m in %r if m in sys.modules))" % (HEAVY,)
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     seconds, loaded = done.stdout.splitlines()
     assert loaded == ""
     assert float(seconds) < 1.0
+
+
+def test_command_lines_load_without_numpy():
+    code = (
+        "import argparse, sys, edgeship.runtime.cli as cli, edgeship.commands.predict as p, edgeship.commands.bench as b;"
+        "cli.build_parser(); p.add_arguments(argparse.ArgumentParser()); b.add_arguments(argparse.ArgumentParser());"
+        "print('numpy' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.strip() == "False"
