@@ -14,7 +14,7 @@ import pytest
 from edgeship.errors import BackendUnavailableError, BundleError, InputError, IntegrityError, ModelError, UsageError
 from edgeship.manifest import load_manifest
 from edgeship.runtime import Classifier
-from edgeship.runtime.classifier import softmax
+from edgeship.runtime.classifier import _flip_top_bit, _input_converters, softmax
 
 ARTIFACTS = ("tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8", "onnx", "onnx-int8")
 
@@ -73,9 +73,10 @@ def test_default_artifact_is_int8_tflite_and_backend_choice_narrows_it(bundle_pa
         assert classifier.artifact.name == "onnx"
 
 
-def test_image_forms_agree(bundle_path, test_images):
+@pytest.mark.parametrize("name", ["tflite-fp32", "tflite-int8", "onnx"])
+def test_image_forms_agree(bundle_path, test_images, name):
     batch = test_images[:6]
-    with Classifier.load(bundle_path, artifact="tflite-fp32") as classifier:
+    with Classifier.load(bundle_path, artifact=name) as classifier:
         expected = classifier.predict_proba(batch)
         for form in (batch[:, :, :, None], batch[:, None], batch.astype(np.float32), batch.astype(np.float64),
                      batch.astype(np.int64), batch.tolist(), np.asfortranarray(batch)):
@@ -98,6 +99,15 @@ def test_top_k_labels_and_spec(bundle_path, test_images):
     assert ranked[1][0].label == str(probabilities[1].argmax())
 
 
+def test_uint8_batches_skip_conversion_where_the_quantization_is_x_over_255(bundle_path, foreign_models):
+    with Classifier.load(bundle_path, artifact="tflite-int8") as uint8_model, \
+            Classifier.load(foreign_models["int8_io"]) as int8_model, \
+            Classifier.load(bundle_path, artifact="tflite-fp32") as float_model:
+        assert _input_converters(uint8_model.input_spec, uint8_model.runner)[0] is None
+        assert _input_converters(int8_model.input_spec, int8_model.runner)[0] is _flip_top_bit
+        assert _input_converters(float_model.input_spec, float_model.runner)[0] is not None
+
+
 def test_int8_input_model_gets_raw_pixels_with_the_top_bit_flipped(foreign_models, test_images):
     from ai_edge_litert.interpreter import Interpreter
 
@@ -113,6 +123,7 @@ def test_int8_input_model_gets_raw_pixels_with_the_top_bit_flipped(foreign_model
         np.testing.assert_array_equal(classifier.predict(test_images[:100]), expected.argmax(axis=1))
         step, zero_point = output["quantization"]
         np.testing.assert_allclose(classifier.predict_proba(test_images[:100]), (expected.astype(np.float32) - zero_point) * step)
+        np.testing.assert_array_equal(classifier.predict(test_images[:100].astype(np.float32)), expected.argmax(axis=1))
 
 
 def test_bare_nchw_logits_model_runs_with_options(foreign_models, sample_dataset):
