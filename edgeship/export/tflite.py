@@ -81,9 +81,13 @@ def export_tflite_dynamic(model: Any, path: Path, options: ExportOptions) -> Exp
 
     def configure(converter: Any) -> None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        # Per-tensor weights for Dense layers keep FULLY_CONNECTED at an op version that
+        # tflite-runtime 2.14 (the last release, what Raspberry Pi OS users install) still loads;
+        # per-channel dense weights from TF >= 2.16 need version 12, which it refuses.
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
 
     atomic_write_bytes(path, convert(model, options, configure))
-    return ExportRecord(path, {"converter": "TFLiteConverter.from_saved_model", "weights": "int8"})
+    return ExportRecord(path, {"converter": "TFLiteConverter.from_saved_model", "weights": "int8, per-tensor for dense layers"})
 
 
 def convert_int8(model: Any, options: ExportOptions, batch_size: int | None = None) -> bytes:

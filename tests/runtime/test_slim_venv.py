@@ -136,9 +136,6 @@ def test_predictions_match_the_full_stack(slim_python, bundle_path, test_images,
     for artifact in runnable:
         done = _isolated([str(python), "-m", "edgeship.runtime", "predict", str(bundle_path), str(tmp_path / "images.npy"),
                           "--artifact", artifact.name, "--json"], 120)
-        if extra == "tflite" and artifact.name == "tflite-dynamic":
-            assert done.returncode == 2 and "tflite-runtime 2.14.0 cannot run model_dynamic.tflite, made by a newer converter" in done.stderr
-            continue
         assert done.returncode == 0, done.stderr
         compared.append(artifact.name)
         predictions = json.loads(done.stdout)["predictions"]
@@ -147,7 +144,7 @@ def test_predictions_match_the_full_stack(slim_python, bundle_path, test_images,
         np.testing.assert_allclose(np.array([p["probabilities"] for p in predictions]), expected, atol=1e-6,
                                    err_msg=f"{artifact.name} in the {extra} venv")
         assert [p["index"] for p in predictions] == expected.argmax(axis=1).tolist()
-    expected_names = {"onnx": {"onnx", "onnx-int8"}}.get(extra, {"tflite-fp32", "tflite-fp16", "tflite-int8"})
+    expected_names = {"onnx": {"onnx", "onnx-int8"}}.get(extra, {"tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8"})
     assert expected_names <= set(compared)
 
 
