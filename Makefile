@@ -20,12 +20,15 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The slim runtime on an emulated Raspberry Pi OS (arm64): prints arm64-vs-x86 agreement; 77 = qemu unavailable.
 test-arm64: $(STAMP)
-	$(BIN)/python scripts/arm64_check.py
+	@$(BIN)/python scripts/arm64_check.py; rc=$$?; \
+	if [ $$rc -eq 77 ]; then echo "arm64 check SKIPPED (see the reason above)"; else exit $$rc; fi
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/cross_backend.py
 	$(BIN)/python benchmarks/runtime_overhead.py
+	$(BIN)/python benchmarks/soak.py
 
 clean:
 	rm -rf $(VENV) artifacts/*/ .pytest_cache
