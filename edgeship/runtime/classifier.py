@@ -76,7 +76,7 @@ class Classifier:
         self._single_model_shape = (1, *self._model_dims)
         # One uint8 image of these shapes takes predict's shortest path: the output needs no reshaping.
         self._fast_shapes = self._image_shapes if len(runner.output.shape) == 2 else frozenset()
-        classes = math.prod(_known_dims(runner.output.shape, runner.path))
+        classes = _class_count(runner.output.shape, runner.path)
         if classes != len(self.labels):
             raise ModelError(f"{runner.path} outputs {classes} values but there are {len(self.labels)} labels; re-export the bundle")
         self._uint8_convert, self._float_convert = _input_converters(input_spec, runner)
@@ -115,6 +115,8 @@ class Classifier:
             return cls._load_bundle(path, artifact, backend, verify, accelerators)
         if path.suffix.lower() in SUFFIX_FORMATS:
             if not path.is_file():
+                if path.exists():
+                    raise ModelError(f"{path} is not a regular file; give a .tflite/.onnx model file or a bundle folder")
                 raise ModelError(f"model file {path} not found")
             if artifact is not None:
                 raise UsageError("artifact names a file inside a bundle; give the bundle folder, not a model file")
@@ -145,7 +147,7 @@ class Classifier:
         runner.activate()
         try:
             spec = bare_input_spec(_known_dims(runner.input.shape, path), options)
-            classes = math.prod(_known_dims(runner.output.shape, path))
+            classes = _class_count(runner.output.shape, path)
         except BaseException:
             runner.release()
             raise
@@ -323,6 +325,18 @@ def _known_dims(shape: tuple[int, ...], path: Path) -> tuple[int, ...]:
     if not dims or any(d <= 0 for d in dims):
         raise ModelError(f"{path} has a tensor of shape {list(shape)}; edgeship needs fixed sizes beyond the batch dimension")
     return dims
+
+
+def _class_count(shape: tuple[int, ...], path: Path) -> int:
+    """The classes of an output shaped (N, classes), or (N, classes, 1, 1) and the like; anything else is not a classifier."""
+    dims = _known_dims(shape, path)
+    classes = math.prod(dims)
+    if classes < 2 or sum(d > 1 for d in dims) > 1:
+        raise ModelError(
+            f"{path} is not a classifier: its output has shape {list(shape)}; "
+            "edgeship runs models whose one output is (batch, classes) with at least 2 classes"
+        )
+    return classes
 
 
 def _input_converters(spec: InputSpec, runner: Runner) -> tuple[Convert | None, Convert]:

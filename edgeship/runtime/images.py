@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ from edgeship.errors import InputError, MissingDependencyError
 log = logging.getLogger(__name__)
 
 ARRAY_SUFFIXES = (".npy", ".npz")
+MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
+"""Pillow modes whose pixels mean grey levels or RGB(A); CMYK, YCbCr, LAB, HSV and the like are refused."""
 NPZ_KEYS = ("images", "x", "x_test")
 
 
@@ -49,25 +52,40 @@ def read_picture(path: Path, height: int, width: int, channels: int = 1) -> np.n
             f"reading {path.name} needs Pillow: pip install 'edgeship[images]', or give the images as .npy/.npz arrays"
         ) from exc
     try:
-        with Image.open(path) as picture:
-            picture.load()
-            mode, pixels = picture.mode, picture
-            if mode == "P":
-                pixels = picture.convert("RGBA" if "transparency" in picture.info else "RGB")
-                mode = pixels.mode
-            array = np.asarray(pixels)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as picture:
+                _check_size(picture.size, path.name, height, width)
+                if picture.mode not in MODES:
+                    raise InputError(
+                        f"{path.name} is a {picture.mode} image; edgeship reads grayscale, RGB(A), palette and 16-bit "
+                        "images: convert it to grayscale or RGB first"
+                    )
+                picture.load()
+                mode, pixels = picture.mode, picture
+                if mode in ("P", "PA"):
+                    pixels = picture.convert("RGBA" if mode == "PA" or "transparency" in picture.info else "RGB")
+                    mode = pixels.mode
+                array = np.asarray(pixels)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(f"{path.name} is far larger than the model's {width}x{height} images ({exc}); give {width}x{height} images") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"cannot read {path} as an image ({exc}); give a PNG, JPEG, .npy or .npz file") from exc
     return _to_model_pixels(array, mode, path.name, height, width, channels)
 
 
-def _to_model_pixels(array: np.ndarray, mode: str, name: str, height: int, width: int, channels: int) -> np.ndarray:
-    """Check the size, then bring depth, alpha and colour to what the model takes."""
-    if array.shape[:2] != (height, width):
+def _check_size(size: tuple[int, int], name: str, height: int, width: int) -> None:
+    """Refuse a picture of another size before decoding it: edgeship never resizes silently."""
+    if size != (width, height):
         raise InputError(
-            f"{name} is {array.shape[1]}x{array.shape[0]} pixels; the model takes {width}x{height} images "
+            f"{name} is {size[0]}x{size[1]} pixels; the model takes {width}x{height} images "
             "and edgeship does not resize silently: resize or crop it yourself"
         )
+
+
+def _to_model_pixels(array: np.ndarray, mode: str, name: str, height: int, width: int, channels: int) -> np.ndarray:
+    """Check the size, then bring depth, alpha and colour to what the model takes."""
+    _check_size((array.shape[1], array.shape[0]), name, height, width)
     if mode == "1":
         log.warning("%s is a 1-bit image; converted to 8-bit (0 or 255)", name)
         array = array.astype(np.uint8) * np.uint8(255)
@@ -117,7 +135,7 @@ def _read_array(path: Path, height: int, width: int, channels: int) -> np.ndarra
     try:
         loaded = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"cannot read {path} as a numpy array ({exc})") from exc
+        raise InputError(f"cannot read {path} as a numpy array ({exc}); save the images with numpy.save as a numeric array") from exc
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
             keys = list(loaded.keys())

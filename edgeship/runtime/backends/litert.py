@@ -12,16 +12,19 @@ dimension is dynamic; a model with a fixed batch size gets its batch in chunks.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import importlib.util
 import logging
 import os
 import platform
+import sys
+import tempfile
 import threading
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -51,6 +54,8 @@ GPU_INSTALL = (
 
 NEWER_MODEL_ERRORS = ("Didn't find op for builtin opcode", "Encountered unresolved custom op")
 """What an older interpreter (e.g. tflite-runtime 2.14 on Raspberry Pi OS) says about ops it lacks."""
+
+_STDERR_LOCK = threading.Lock()
 
 _PACKAGES = (
     ("ai_edge_litert.interpreter", "ai-edge-litert"),
@@ -118,6 +123,36 @@ def _load_named_delegate(module: Any, name: str, options: dict[str, Any]) -> Any
         raise BackendUnavailableError(f"cannot load the {name} delegate ({library}: {detail}); {hint}") from exc
 
 
+@contextlib.contextmanager
+def _info_lines_to_log() -> Iterator[None]:
+    """Send LiteRT's C++ INFO lines (e.g. "Created TensorFlow Lite XNNPACK delegate for CPU.") to the debug log.
+
+    LiteRT prints them straight to file descriptor 2, out of reach of any Python setting, where they
+    would turn a command's one-line error into two. Anything else printed meanwhile goes on to stderr.
+    The lock keeps two threads loading models at once from swapping descriptor 2 over each other.
+    """
+    with _STDERR_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (AttributeError, OSError, ValueError):
+            yield
+            return
+        with tempfile.TemporaryFile() as capture:
+            os.dup2(capture.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                capture.seek(0)
+                for line in capture.read().decode("utf-8", "replace").splitlines():
+                    if line.startswith("INFO: "):
+                        log.debug("%s", line)
+                    elif line.strip():
+                        print(line, file=sys.stderr)
+
+
 def _quantization(details: dict[str, Any]) -> Quantization | None:
     scale, zero_point = details.get("quantization", (0.0, 0))
     if not scale:
@@ -164,8 +199,9 @@ class LiteRTRunner(Runner):
         elif self.delegate not in (None, "xnnpack"):
             options["experimental_delegates"] = [_load_named_delegate(module, self.delegate, self.delegate_options)]
         try:
-            interpreter = module.Interpreter(model_path=str(self.path), **options)
-            interpreter.allocate_tensors()
+            with _info_lines_to_log():
+                interpreter = module.Interpreter(model_path=str(self.path), **options)
+                interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if any(words in detail for words in NEWER_MODEL_ERRORS):

@@ -89,6 +89,17 @@ def _tensor_info(node: Any) -> TensorInfo:
     return TensorInfo(node.name, np.dtype(_DTYPES[node.type]), shape, None)
 
 
+def _load_failure(path: Path, detail: str) -> str:
+    """Why ONNX Runtime could not load a file; weights kept in a separate data file get their own fix."""
+    if "External data path does not exist" in detail:
+        return (f"{path} keeps its weights in an external data file that is missing ({detail.split('does not exist: ')[-1]}); "
+                f"copy that file beside {path.name}")
+    if "External data path escapes" in detail:
+        return (f"{path} names an external data file outside its own folder; refusing to read it "
+                f"(keep the model's data files beside {path.name})")
+    return f"{path} is not a valid ONNX model ({detail}); re-export it"
+
+
 class OnnxRuntimeRunner(Runner):
     """An .onnx file in one ONNX Runtime session."""
 
@@ -123,7 +134,7 @@ class OnnxRuntimeRunner(Runner):
         except (state.Fail, state.InvalidProtobuf, state.InvalidGraph, state.InvalidArgument,
                 state.NoModel, state.RuntimeException, state.NotImplemented) as exc:
             detail = str(exc).strip().splitlines()[0]
-            raise ModelError(f"{self.path} is not a valid ONNX model ({detail}); re-export it") from exc
+            raise ModelError(_load_failure(self.path, detail)) from exc
         started = session.get_providers()
         missing = [p for p in self.providers if p not in started]
         if missing:
