@@ -39,6 +39,8 @@ IDX_FILES = {
 IDX_IMAGES_MAGIC = 2051
 IDX_LABELS_MAGIC = 2049
 DOWNLOAD_TIMEOUT_S = 10.0
+MAX_CLASSES = 100_000
+"""Labels are class indices; a label beyond this is a mistake (an id or a hash), not a class."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,6 +123,8 @@ def _checked(name: str, arrays: dict[str, np.ndarray], class_names: Any, source:
     images = {split: _as_images(arrays[f"x_{split}"], f"x_{split}", source) for split in ("train", "test")}
     labels = {split: _as_labels(arrays[f"y_{split}"], f"y_{split}", source) for split in ("train", "test")}
     for split in ("train", "test"):
+        if len(images[split]) == 0:
+            raise DatasetError(f"{source}: x_{split} holds no images; both splits need at least one image")
         if len(images[split]) != len(labels[split]):
             raise DatasetError(
                 f"{source}: x_{split} has {len(images[split])} images but y_{split} has {len(labels[split])} labels; they must match"
@@ -130,6 +134,11 @@ def _checked(name: str, arrays: dict[str, np.ndarray], class_names: Any, source:
             f"{source}: train images are {images['train'].shape[1:]} but test images are {images['test'].shape[1:]}; they must match"
         )
     highest = max((int(values.max()) for values in labels.values() if values.size), default=-1)
+    if highest >= MAX_CLASSES:
+        raise DatasetError(
+            f"{source}: labels go up to {highest}; labels are class indices 0, 1, 2, ... (at most {MAX_CLASSES:,} classes): "
+            "renumber the classes"
+        )
     if class_names is None:
         names = list(DIGIT_NAMES) if highest < len(DIGIT_NAMES) else [str(label) for label in range(highest + 1)]
     else:

@@ -48,15 +48,47 @@ def ensure_directory(path: str | os.PathLike) -> Path:
     except OSError as exc:
         raise output_error(folder, exc) from exc
     if not os.access(folder, os.W_OK):
-        raise OutputError(f"{folder} is not writable; choose a folder you can write to")
+        raise not_writable(folder)
     return folder
+
+
+def check_writable(path: str | os.PathLike, folder: bool = False) -> Path:
+    """Refuse an output path that cannot be written, before any work is done and without creating anything.
+
+    Writers put a temporary file or folder beside `path`, so the nearest existing folder above it
+    must be writable; `folder` says whether `path` itself is to be a folder or a file.
+    """
+    target = Path(path)
+    if target.exists() and target.is_dir() != folder:
+        kinds = ("a folder", "a file") if target.is_dir() else ("a file", "a folder")
+        raise OutputError(f"{target} is {kinds[0]}, not {kinds[1]}; choose another output path")
+    existing = target.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"cannot write {target}: {existing} is a file, not a folder; choose another output path")
+    if not os.access(existing, os.W_OK):
+        raise not_writable(existing)
+    return target
+
+
+def not_writable(folder: Path) -> OutputError:
+    """The error for a folder that cannot be written to, saying when the whole file system is read-only."""
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    reason = "is on a read-only file system" if read_only else "is not writable"
+    return OutputError(f"{folder} {reason}; choose a folder you can write to")
 
 
 def output_error(path: Path, exc: OSError) -> OutputError:
     """Translate an OSError during writing into one clear line."""
     if exc.errno == errno.ENOSPC:
         return OutputError(f"no space left on the device while writing {path}; free some space and run again")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if exc.errno == errno.EROFS:
+        return OutputError(f"cannot write {path}: the file system is read-only; choose a folder you can write to")
+    if exc.errno in (errno.EACCES, errno.EPERM):
         return OutputError(f"cannot write {path}: {exc.strerror}; choose a folder you can write to")
     if exc.errno == errno.ENOTDIR:
         return OutputError(f"cannot write {path}: a part of the path is a file, not a folder")

@@ -25,10 +25,13 @@ def run(args: argparse.Namespace) -> int:
     from edgeship.data import describe, load_dataset
     from edgeship.plots import plot_sample_grid
     from edgeship.errors import UsageError
-    from edgeship.files import atomic_write_json
+    from edgeship.files import atomic_write_json, check_writable
 
     if args.count < 1:
         raise UsageError(f"--count must be at least 1, got {args.count}")
+    for output in (args.plot, args.json):
+        if output:
+            check_writable(output)
     dataset = load_dataset(args.dataset)
     summary = describe(dataset)
     print(format_summary(summary))

@@ -31,7 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="input/output type of tflite-int8 and edgetpu (default: uint8: with scale 1/255 raw pixels go straight in)",
     )
     parser.add_argument("--no-simplify", action="store_true", help="keep the ONNX graph as tf2onnx wrote it (no onnxslim)")
-    parser.add_argument("--no-safe-mode", action="store_true", help="let Keras load models that run code from the file (Lambda layers); only for files you trust")
+    parser.add_argument(
+        "--no-safe-mode", action="store_true",
+        help="let Keras load a model that runs Python code stored in the file (Lambda layers): "
+        "loading a malicious file can run any command as you, so this is only for files you trust",
+    )
 
 
 def parse_scale(text: str) -> float:

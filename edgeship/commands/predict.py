@@ -17,8 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from edgeship.files import check_writable
     from edgeship.runtime.cli import run_predict
 
+    if args.plot:
+        check_writable(args.plot)
     images, results, model = run_predict(args)
     if args.plot:
         from edgeship.plots import plot_image_and_probabilities

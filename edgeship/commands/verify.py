@@ -22,13 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from edgeship.data import load_dataset
     from edgeship.errors import UsageError
-    from edgeship.files import atomic_write_json
+    from edgeship.files import atomic_write_json, check_writable
     from edgeship.manifest import load_manifest
     from edgeship.parity import format_table, raise_if_failed, verify_bundle
     from edgeship.runtime.gates import parse_gate_overrides
 
     if args.max_images is not None and args.max_images < 1:
         raise UsageError(f"--max-images must be at least 1, got {args.max_images}")
+    if args.json:
+        check_writable(args.json)
     manifest = load_manifest(args.bundle)
     gates = parse_gate_overrides(args.gate)
     dataset = load_dataset(args.dataset or manifest.dataset.get("name") or "mnist-sample")

@@ -29,7 +29,7 @@ from edgeship.export.keras_model import LoadedClassifier, fitted_input_shape, is
 from edgeship.export.onnx import MAX_OPSET, MIN_OPSET
 from edgeship.export.registry import FORMATS, ExportFormat, parse_formats
 from edgeship.export.tflite import INT8_IO_TYPES
-from edgeship.files import atomic_directory, atomic_write_bytes, atomic_write_json, sha256_file
+from edgeship.files import atomic_directory, atomic_write_bytes, atomic_write_json, check_writable, sha256_file
 from edgeship.manifest import MANIFEST_NAME, Artifact, InputSpec, Manifest
 from edgeship.modelcard import card_path, read_card
 from edgeship.parity import compare
@@ -187,7 +187,8 @@ def _check_options(calibration_images: int, opset: int, int8_io: str, input_scal
 
 
 def _refuse_foreign_folder(out_dir: Path) -> None:
-    """Replacing a bundle is fine; replacing a folder of other files (or the model's own) is not."""
+    """Replacing a bundle is fine; replacing a folder of other files (or the model's own), or writing where nothing can be written, is not."""
+    check_writable(out_dir, folder=True)
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST_NAME).is_file():
         raise OutputError(
             f"{out_dir} exists and is not an edgeship bundle (no {MANIFEST_NAME}); "

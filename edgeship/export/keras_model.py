@@ -6,6 +6,7 @@ one input, one output of shape (batch, classes), an input that the dataset's ima
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import zipfile
@@ -48,14 +49,48 @@ def load_classifier(model_path: str | os.PathLike, safe_mode: bool = True) -> Lo
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
     except Exception as exc:
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        hint = (
-            "if you trust this file, pass --no-safe-mode"
-            if "safe_mode" in str(exc)
-            else "give a .keras file saved with model.save()"
-        )
-        raise ModelError(f"{path} is not a loadable Keras model ({type(exc).__name__}: {first_line}); {hint}") from exc
+        raise _load_failure(path, exc) from exc
     return inspect_classifier(model, path)
+
+
+def _load_failure(path: Path, exc: Exception) -> ModelError:
+    """Why Keras could not load a file, with the fix: code Keras will not run, classes only the author's code defines, or damage."""
+    if "safe_mode" in str(exc):
+        return ModelError(
+            f"{path} holds Python code (a Lambda layer) that Keras will not run in safe mode, since it could do anything; "
+            "if you trust this file, pass --no-safe-mode"
+        )
+    custom = _custom_objects(path)
+    if custom:
+        return ModelError(
+            f"{path} uses {', '.join(custom)}, defined in its author's code rather than in Keras; call "
+            "edgeship.export.export_bundle from Python after importing the module that defines it"
+        )
+    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return ModelError(
+        f"{path} is not a loadable Keras model ({type(exc).__name__}: {first_line}); give a .keras file saved with model.save()"
+    )
+
+
+def _custom_objects(path: Path) -> list[str]:
+    """The registered names of the classes a .keras file's config takes from outside Keras (e.g. "mypackage>MyLayer")."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return []
+    names: list[str] = []
+    pending = [config]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            module, registered = node.get("module"), node.get("registered_name")
+            if "class_name" in node and registered and not str(module or "").startswith("keras"):
+                names.append(str(registered))
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return sorted(set(names))
 
 
 def inspect_classifier(model: Any, path: Path) -> LoadedClassifier:

@@ -135,10 +135,13 @@ def run_predict(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], di
 
 def run_bench(args: argparse.Namespace) -> list[Any]:
     """Bench, print the table, write JSON when asked; returns the rows."""
+    from edgeship.files import check_writable
     from edgeship.runtime.bench import bench_model, check_runnable, format_bench_table, write_bench_json
 
     if args.seconds <= 0:
         raise UsageError(f"--seconds must be positive, got {args.seconds}")
+    if args.json:
+        check_writable(args.json)
     options = load_options(args)
     options.pop("delegate_options")
     artifacts = [name.strip() for name in args.artifact.split(",")] if args.artifact else None
@@ -166,13 +169,14 @@ def _bench_command(args: argparse.Namespace) -> int:
 
 
 def run_selftest(args: argparse.Namespace) -> int:
+    from edgeship.files import atomic_write_json, check_writable
     from edgeship.runtime.selftest import format_selftest_table, raise_if_failed, selftest_bundle
 
+    if args.json:
+        check_writable(args.json)
     report = selftest_bundle(args.bundle, backend=args.backend, verify=not args.no_verify)
     print(format_selftest_table(report))
     if args.json:
-        from edgeship.files import atomic_write_json
-
         atomic_write_json(args.json, report.to_dict())
     raise_if_failed(report)
     print("self-test passed")
