@@ -5,8 +5,13 @@ built-in kernels alone, via the op resolver that skips default delegates), `edge
 (libedgetpu.so.1, for models compiled by edgetpu_compiler), `gpu` (the external GPU delegate
 library, which no pip wheel ships), or the path of any external delegate library with options.
 
-One interpreter serves all threads under a lock: set-input, invoke and get-output of one call must
-not interleave with another thread's. Batches resize the input tensor when the model's batch
+On the CPU kernels each thread gets an interpreter of its own, built on its first call (set-input,
+invoke and get-output of one call must not interleave with another thread's): eight threads sharing
+one interpreter behind a lock ran at 0.4-0.8x the throughput of eight interpreters on two cores
+(benchmarks/runtime_threads.py), since the lock and the GIL hand over on every invoke. An
+interpreter lives as long as its thread, so a server should reuse worker threads. With an
+accelerator delegate (one device; some delegates are bound to the thread that made them) one
+interpreter serves all threads under a lock. Batches resize the input tensor when the model's batch
 dimension is dynamic; a model with a fixed batch size gets its batch in chunks.
 """
 
@@ -166,8 +171,35 @@ def _tensor_info(details: dict[str, Any]) -> TensorInfo:
     return TensorInfo(str(details["name"]), np.dtype(details["dtype"]), shape, _quantization(details))
 
 
+class _Interpreter:
+    """One interpreter, its bound calls, and the batch size its input tensor has now."""
+
+    def __init__(self, interpreter: Any, input_index: int, output_index: int, input_shape: tuple[int, ...]) -> None:
+        self.interpreter = interpreter
+        self.input_index, self.output_index = input_index, output_index
+        self.dims = list(input_shape[1:])
+        self.batch = int(interpreter.get_input_details()[0]["shape"][0])
+        self.set_tensor, self.invoke, self.get_tensor = interpreter.set_tensor, interpreter.invoke, interpreter.get_tensor
+        self.input_buffer = interpreter.tensor(input_index)
+
+    def run(self, source: np.ndarray, convert: Convert | None) -> np.ndarray:
+        """Set the input (or let `convert` write it into the input buffer), invoke, return a copy of the output."""
+        if len(source) != self.batch:
+            self.interpreter.resize_tensor_input(self.input_index, [len(source), *self.dims], strict=True)
+            self.interpreter.allocate_tensors()
+            self.batch = len(source)
+        if convert is None:
+            self.set_tensor(self.input_index, source)
+        else:
+            buffer = self.input_buffer()
+            convert(source, buffer)
+            del buffer
+        self.invoke()
+        return self.get_tensor(self.output_index)
+
+
 class LiteRTRunner(Runner):
-    """A .tflite file on one LiteRT interpreter."""
+    """A .tflite file on LiteRT: an interpreter per thread on the CPU, one behind a lock with a delegate."""
 
     backend = NAME
 
@@ -188,11 +220,32 @@ class LiteRTRunner(Runner):
             raise UsageError("delegate options apply to edgetpu, gpu or a delegate library, not to the CPU kernels")
         self.delegate = delegate
         self.delegate_options = dict(delegate_options or {})
-        self._lock = threading.Lock()
-        self._interpreter: Any = None
+        self._lock: threading.Lock | None = None
+        self._shared: _Interpreter | None = None
+        self._local = threading.local()
 
     def _activate(self) -> None:
-        module, self._package, self._version = interpreter_module()
+        self._module, self._package, self._version = interpreter_module()
+        interpreter = self._open_interpreter()
+        inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(
+                f"{self.path} has {len(inputs)} inputs and {len(outputs)} outputs; edgeship runs single-input, single-output classifiers"
+            )
+        self.input, self.output = _tensor_info(inputs[0]), _tensor_info(outputs[0])
+        self._input_index, self._output_index = inputs[0]["index"], outputs[0]["index"]
+        first = _Interpreter(interpreter, self._input_index, self._output_index, self.input.shape)
+        if self.delegate in (None, "xnnpack", "no-xnnpack"):
+            self._local = threading.local()
+            self._local.interpreter = first
+            self._run = self._run_per_thread  # type: ignore[method-assign]
+        else:
+            self._lock, self._shared = threading.Lock(), first
+            self._run = self._run_locked  # type: ignore[method-assign]
+
+    def _open_interpreter(self) -> Any:
+        """A new interpreter for this file with the threads and delegate asked for, tensors allocated."""
+        module = self._module
         options: dict[str, Any] = {"num_threads": self.threads}
         if self.delegate == "no-xnnpack":
             options["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
@@ -215,40 +268,29 @@ class LiteRTRunner(Runner):
                     "for edgetpu give a model compiled by edgetpu_compiler"
                 ) from exc
             raise ModelError(f"{self.path} is not a valid TFLite model ({detail}); re-export it") from exc
-        inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelError(
-                f"{self.path} has {len(inputs)} inputs and {len(outputs)} outputs; edgeship runs single-input, single-output classifiers"
-            )
-        self.input, self.output = _tensor_info(inputs[0]), _tensor_info(outputs[0])
-        self._input_index, self._output_index = inputs[0]["index"], outputs[0]["index"]
-        self._batch = int(inputs[0]["shape"][0]) if len(inputs[0]["shape"]) else 1
-        self._interpreter = interpreter
-        self._set_tensor, self._invoke, self._get_tensor = interpreter.set_tensor, interpreter.invoke, interpreter.get_tensor
-        self._input_view = interpreter.tensor(self._input_index)
+        return interpreter
 
     def _release(self) -> None:
-        with self._lock:
-            self._interpreter = self._set_tensor = self._invoke = self._get_tensor = self._input_view = None
+        """Drop every thread's interpreter: a fresh threading.local frees the old one's per-thread values."""
+        self._local = threading.local()
+        self._shared = self._lock = None
+        self.__dict__.pop("_run", None)
 
-    def _resize(self, batch: int) -> None:
-        shape = [batch, *self.input.shape[1:]]
-        self._interpreter.resize_tensor_input(self._input_index, shape, strict=True)
-        self._interpreter.allocate_tensors()
-        self._batch = batch
+    def _run_per_thread(self, source: np.ndarray, convert: Convert | None) -> np.ndarray:
+        try:
+            interpreter = self._local.interpreter
+        except AttributeError:
+            interpreter = self._local.interpreter = _Interpreter(
+                self._open_interpreter(), self._input_index, self._output_index, self.input.shape
+            )
+        return interpreter.run(source, convert)
+
+    def _run_locked(self, source: np.ndarray, convert: Convert | None) -> np.ndarray:
+        with self._lock:
+            return self._shared.run(source, convert)
 
     def _run(self, source: np.ndarray, convert: Convert | None) -> np.ndarray:
-        with self._lock:
-            if len(source) != self._batch:
-                self._resize(len(source))
-            if convert is None:
-                self._set_tensor(self._input_index, source)
-            else:
-                buffer = self._input_view()
-                convert(source, buffer)
-                del buffer
-            self._invoke()
-            return self._get_tensor(self._output_index)
+        raise UsageError(f"{self.path} is not loaded; activate the runner first")
 
     def info(self) -> RunnerInfo:
         return RunnerInfo(
