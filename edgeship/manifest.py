@@ -52,16 +52,19 @@ class InputSpec:
     def from_dict(cls, raw: dict[str, Any], where: str = "input") -> "InputSpec":
         _require(raw, ("shape",), where)
         spec = cls(**{key: raw[key] for key in raw if key in cls.__dataclass_fields__})
-        if not isinstance(spec.shape, list) or not all(isinstance(d, int) and d > 0 for d in spec.shape):
+        if not isinstance(spec.shape, list) or not spec.shape or not all(_is_int(d) and d > 0 for d in spec.shape):
             raise BundleError(f"{where}.shape must be a list of positive integers, got {spec.shape!r}; re-export the bundle")
         if spec.layout not in ("NHWC", "NCHW"):
             raise BundleError(f"{where}.layout must be NHWC or NCHW, got {spec.layout!r}; re-export the bundle")
         for name in ("scale", "mean", "std"):
             value = getattr(spec, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
+            if not _is_number(value):
                 raise BundleError(f"{where}.{name} must be a finite number, got {value!r}; re-export the bundle")
         if spec.std == 0 or spec.scale == 0:
             raise BundleError(f"{where}.scale and {where}.std must not be 0; re-export the bundle")
+        bounds = spec.value_range
+        if not (isinstance(bounds, list) and len(bounds) == 2 and all(_is_number(b) for b in bounds) and bounds[0] < bounds[1]):
+            raise BundleError(f"{where}.value_range must be [low, high] with low < high, got {bounds!r}; re-export the bundle")
         return spec
 
 
@@ -84,11 +87,18 @@ class TensorSpec:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str) -> "TensorSpec":
         _require(raw, ("dtype", "shape"), where)
+        if not isinstance(raw["shape"], list) or not all(_is_int(d) for d in raw["shape"]):
+            raise BundleError(f"{where}.shape must be a list of integers, got {raw['shape']!r}; re-export the bundle")
         quantization = raw.get("quantization")
         if quantization is not None:
             _require(quantization, ("scale", "zero_point"), f"{where}.quantization")
-            quantization = Quantization(float(quantization["scale"]), int(quantization["zero_point"]))
-        return cls(dtype=str(raw["dtype"]), shape=[int(d) for d in raw["shape"]], quantization=quantization)
+            scale, zero_point = quantization["scale"], quantization["zero_point"]
+            if not _is_number(scale) or scale <= 0 or not _is_int(zero_point):
+                raise BundleError(
+                    f"{where}.quantization must have a positive scale and an integer zero_point, got {quantization!r}; re-export the bundle"
+                )
+            quantization = Quantization(float(scale), int(zero_point))
+        return cls(dtype=str(raw["dtype"]), shape=list(raw["shape"]), quantization=quantization)
 
 
 @dataclass
@@ -127,6 +137,7 @@ class Artifact:
         if raw["status"] == "ok":
             _require(raw, ("file", "bytes", "sha256", "input", "output"), where)
             values["file"] = check_relative_file(raw["file"], f"{where}.file")
+            check_sha256(raw["sha256"], f"{where}.sha256")
             values["input"] = TensorSpec.from_dict(raw["input"], f"{where}.input")
             values["output"] = TensorSpec.from_dict(raw["output"], f"{where}.output")
         return cls(**values)
@@ -182,6 +193,7 @@ class Manifest:
         if golden is not None:
             _require(golden, ("file", "sha256"), "golden")
             golden = {**golden, "file": check_relative_file(golden["file"], "golden.file")}
+            check_sha256(golden["sha256"], "golden.sha256")
         return cls(
             labels=[str(label) for label in labels],
             input=InputSpec.from_dict(raw["input"]),
@@ -204,12 +216,30 @@ def _require(raw: Any, keys: tuple[str, ...], where: str) -> None:
             raise BundleError(f"manifest.json is missing the field {where}.{key}; re-export the bundle")
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_sha256(value: Any, where: str) -> str:
+    """Refuse a recorded sha256 that is not 64 hex digits, so a damaged manifest cannot pass for a checksum mismatch."""
+    if not isinstance(value, str) or len(value) != 64 or any(c not in "0123456789abcdef" for c in value.lower()):
+        raise BundleError(f"{where} must be 64 hex digits, got {value!r}; re-export the bundle")
+    return value
+
+
 def check_relative_file(name: Any, where: str) -> str:
-    """Refuse a file name that is absolute or climbs out of the bundle, before anything is opened."""
-    if not isinstance(name, str) or not name:
+    """Refuse a file name that is absolute or climbs out of the bundle, before anything is opened.
+
+    Backslashes are refused too: on Windows they separate folders, so "..\\x" would climb out there.
+    """
+    if not isinstance(name, str) or not name or "\x00" in name:
         raise BundleError(f"{where} must be a file name inside the bundle, got {name!r}")
     path = Path(name)
-    if path.is_absolute() or name.startswith(("/", "\\")) or ".." in path.parts or ":" in path.parts[0]:
+    if path.is_absolute() or "\\" in name or ".." in path.parts or ":" in path.parts[0]:
         raise BundleError(f"{where} = {name!r} points outside the bundle; a bundle may only name its own files")
     return name
 
