@@ -248,7 +248,8 @@ class LiteRTRunner(Runner):
         module = self._module
         options: dict[str, Any] = {"num_threads": self.threads}
         if self.delegate == "no-xnnpack":
-            options["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            resolvers = getattr(module, "OpResolverType", None) or module.experimental.OpResolverType
+            options["experimental_op_resolver_type"] = resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         elif self.delegate not in (None, "xnnpack"):
             options["experimental_delegates"] = [_load_named_delegate(module, self.delegate, self.delegate_options)]
         try:

@@ -28,3 +28,12 @@ def test_library_paths_are_recognised():
     assert litert._is_library_path("/usr/lib/libedgetpu.so.1")
     assert litert._is_library_path("libcustom_delegate.so")
     assert not litert._is_library_path("edgetpu")
+
+
+def test_tensorflow_lite_serves_when_it_is_all_there_is(bundle_path):
+    import tensorflow as tf
+
+    runner = litert.LiteRTRunner(bundle_path / "model_fp32.tflite", delegate="no-xnnpack")
+    runner._module, runner._package, runner._version = tf.lite, "tensorflow", tf.__version__
+    interpreter = runner._open_interpreter()
+    assert interpreter.get_input_details()[0]["shape_signature"].tolist() == [-1, 28, 28]
