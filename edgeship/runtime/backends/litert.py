@@ -263,10 +263,14 @@ class LiteRTRunner(Runner):
                     f"{self._package} {self._version} cannot run {self.path.name}, made by a newer converter ({detail.split('.')[0]}); "
                     f"install a current LiteRT (pip install 'edgeship[litert]') or choose another artifact"
                 ) from exc
-            if self.delegate in ("edgetpu", "gpu") or (self.delegate and _is_library_path(self.delegate)):
+            if self.delegate == "edgetpu":
                 raise ModelError(
-                    f"{self.path} cannot run with the {self.delegate} delegate ({detail}); "
-                    "for edgetpu give a model compiled by edgetpu_compiler"
+                    f"{self.path} cannot run with the edgetpu delegate ({detail}); give a model compiled by edgetpu_compiler"
+                ) from exc
+            if self.delegate not in (None, "xnnpack", "no-xnnpack"):
+                raise ModelError(
+                    f"the {self.delegate} delegate did not take {self.path.name} ({detail}); a delegate may refuse "
+                    "dynamic batch sizes or some ops: see its message above, or run without it"
                 ) from exc
             raise ModelError(f"{self.path} is not a valid TFLite model ({detail}); re-export it") from exc
         return interpreter
