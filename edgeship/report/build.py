@@ -127,12 +127,12 @@ def _row_label(row: dict[str, Any]) -> str:
 
 def _sample_prediction(bundle: Path, manifest: Any) -> dict[str, Any] | None:
     """The seed exercise's figure: golden image 0 with the Keras probabilities and those of int8 TFLite and ONNX."""
-    from edgeship.manifest import resolve_in_bundle
     from edgeship.runtime import Classifier
+    from edgeship.runtime.selftest import load_golden
 
     if not manifest.golden:
         return None
-    golden = np.load(resolve_in_bundle(bundle, manifest.golden["file"]))
+    golden = load_golden(bundle)
     # The first image the Keras model is less than 95% sure of shows more than one bar; else image 0.
     unsure = np.flatnonzero(golden["probabilities"].max(axis=1) < 0.95)
     index = int(unsure[0]) if len(unsure) else 0

@@ -21,9 +21,10 @@ import numpy as np
 
 from edgeship.errors import BackendUnavailableError, BundleError, UsageError
 from edgeship.files import atomic_write_json
-from edgeship.manifest import load_manifest, resolve_in_bundle
+from edgeship.manifest import load_manifest
 from edgeship.runtime.backends import FORMAT_BACKENDS, available_backends, backend_module
 from edgeship.runtime.classifier import Classifier
+from edgeship.runtime.selftest import load_golden
 
 BENCH_SCHEMA = "edgeship.bench/1"
 
@@ -233,8 +234,7 @@ def golden_images(bundle: Path) -> np.ndarray:
     manifest = load_manifest(bundle)
     if not manifest.golden:
         raise BundleError(f"{bundle} has no golden set to bench on; re-export it with this edgeship")
-    with np.load(resolve_in_bundle(bundle, manifest.golden["file"]), allow_pickle=False) as golden:
-        return golden["images"]
+    return load_golden(bundle, verify=False)["images"]
 
 
 def _blank_images(classifier: Classifier) -> np.ndarray:

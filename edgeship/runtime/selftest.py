@@ -8,6 +8,8 @@ drop gate is left to verify, since on a hundred images one flipped digit is a wh
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -65,7 +67,7 @@ def load_golden(bundle: Path, verify: bool = True) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as golden:
             arrays = {key: golden[key] for key in golden.files}
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise BundleError(f"{path} is not a readable .npz ({exc}); re-export the bundle") from exc
     missing = [key for key in GOLDEN_KEYS if key not in arrays]
     if missing:
