@@ -8,8 +8,9 @@ with zero point -128 gets it by flipping the top bit. Float batches are checked 
 for values far outside the recorded raw pixel range (a batch already divided by 255 is the most
 common deployment bug, so it is flagged).
 
-One Classifier may be shared by threads: it holds no per-call state; the LiteRT runner serialises
-calls on its interpreter with a lock and ONNX Runtime sessions are thread-safe.
+One Classifier may be shared by threads: it holds no per-call state; LiteRT gives each thread its
+own interpreter (one behind a lock with an accelerator delegate) and ONNX Runtime sessions are
+thread-safe.
 """
 
 from __future__ import annotations
