@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from edgeship.commands.export import format_table as format_export_table
     from edgeship.data import load_dataset
     from edgeship.errors import UsageError
-    from edgeship.files import atomic_write_json, ensure_directory
+    from edgeship.files import atomic_write_json, check_writable, ensure_directory
     from edgeship.parity import format_table, raise_if_failed, verify_bundle
     from edgeship.runtime.bench import BenchRow, format_bench_table
     from edgeship.runtime.cli import parse_positive_list
@@ -38,14 +38,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
     threads, batches = parse_positive_list(args.threads, "--threads"), parse_positive_list(args.batch, "--batch")
     formats = [name.strip() for name in args.formats.split(",")] if args.formats else None
-    out = ensure_directory(args.out)
+    check_writable(args.out, folder=True)
     started = time.perf_counter()
+    dataset = load_dataset(args.dataset)
+    out = ensure_directory(args.out)
 
     def step(number: int, text: str) -> None:
         print(f"[{number}/6] {text}  (+{time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
 
     step(1, f"data: {args.dataset}")
-    dataset = load_dataset(args.dataset)
     print(f"dataset {dataset.name}: {len(dataset.x_train)} train / {len(dataset.x_test)} test images, {dataset.num_classes} classes")
 
     from edgeship.export import export_bundle

@@ -19,14 +19,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from edgeship.data import load_dataset
     from edgeship.errors import UsageError
-    from edgeship.files import ensure_directory
+    from edgeship.files import check_writable
     from edgeship.train import ARCHITECTURES
 
     if args.model not in ARCHITECTURES:
         raise UsageError(f"unknown model {args.model!r}; choose one of: {', '.join(ARCHITECTURES)}")
     if args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
-    ensure_directory(args.out)
+    check_writable(args.out, folder=True)
     dataset = load_dataset(args.dataset)
 
     from edgeship.train import train_model

@@ -55,6 +55,8 @@ def build_report(run: str | Path, merge: list[str | Path] | None = None, bundle:
     run = Path(run)
     if not run.is_dir():
         raise UsageError(f"{run} is not a run folder; run `edgeship pipeline --out {run}` first")
+    if bundle is None and not (run / "bundle").is_dir():
+        raise UsageError(f"{run} is not a run folder (it has no bundle/); run `edgeship pipeline --out {run}` first, or give --bundle")
     bundle = Path(bundle) if bundle else run / "bundle"
     manifest = load_manifest(bundle)
     metrics = _read_json(run / "metrics.json", "train the model with `edgeship train --out RUN`", required=False)
