@@ -66,7 +66,7 @@ def check_writable(path: str | os.PathLike, folder: bool = False) -> Path:
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise OutputError(f"cannot write {target}: a part of the path ({existing}) is a file, not a folder; choose another output path")
+        raise OutputError(f"cannot write {target}: a part of the path is a file ({existing}); choose another output path")
     if not os.access(existing, os.W_OK):
         raise not_writable(existing)
     return target
