@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import hashlib
 import json
 import os
@@ -153,13 +154,15 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
 
     A crash while staging leaves the previous folder untouched. The swap is two renames; a crash
     between them leaves no folder at `path` (and the old one under a hidden name), never a mix.
+    The hidden names carry the process id, so a later run removes what a killed one left behind.
     """
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise OutputError(f"{target} is a file, not a folder; choose another output path")
     ensure_directory(target.parent)
+    _remove_leftovers(target)
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".staging", dir=target.parent))
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".staging", dir=target.parent))
         os.chmod(staging, 0o777 & ~_UMASK)
     except OSError as exc:
         raise output_error(target.parent, exc) from exc
@@ -178,3 +181,27 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Delete the staging and swapped-out folders beside `target` whose process is gone (killed mid-export)."""
+    if os.name != "posix":
+        return
+    prefix = f".{target.name}."
+    for leftover in target.parent.glob(glob.escape(prefix) + "*"):
+        owner = leftover.name[len(prefix):].split(".")[0]
+        if leftover.suffix in (".staging", ".old") and owner.isdigit() and not _process_alive(int(owner)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this id runs (signal 0 checks without sending anything)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
