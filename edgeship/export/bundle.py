@@ -99,7 +99,7 @@ def export_bundle(
     input_scale: float | None = None,
     labels: list[str] | None = None,
     opset: int = 17,
-    int8_io: str = "uint8",
+    int8_io: str = "int8",
     simplify_onnx: bool = True,
     safe_mode: bool = True,
     progress: ProgressCallback | None = None,

@@ -158,7 +158,7 @@ def test_rescaling_model_takes_raw_pixels_and_its_logits_are_compared_as_probabi
         assert manifest.artifact(name).parity["agreement"] >= 0.999
         assert manifest.artifact(name).parity["max_abs_diff"] <= 1e-4
     int8 = manifest.artifact("tflite-int8")
-    assert int8.input.quantization.scale == pytest.approx(1.0) and int8.input.quantization.zero_point == 0
+    assert int8.input.quantization.scale == pytest.approx(1.0) and int8.input.quantization.zero_point == -128
     assert int8.parity["agreement"] >= 0.98
     with np.load(result.bundle / "golden.npz") as golden:
         np.testing.assert_allclose(golden["probabilities"].sum(axis=1), 1.0, atol=1e-5)

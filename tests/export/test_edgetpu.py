@@ -86,7 +86,7 @@ def test_the_compiled_model_has_a_fixed_batch_of_one(mlp_run, sample_dataset, tm
     result = export_bundle(mlp_run.model_path, tmp_path / "bundle", formats=["edgetpu"], dataset=sample_dataset)
     details = Interpreter(model_path=str(result.bundle / "model_int8_edgetpu.tflite")).get_input_details()[0]
     assert list(details["shape_signature"]) == [1, 28, 28]
-    assert details["dtype"].__name__ == "uint8"
+    assert details["dtype"].__name__ == "int8"
 
 
 def test_a_failing_compiler_fails_the_format_with_its_message(mlp_run, sample_dataset, tmp_path, monkeypatch):

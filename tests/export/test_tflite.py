@@ -48,15 +48,16 @@ def test_int8_keeps_accuracy_and_is_small(any_bundle):
     }
 
 
-def test_int8_takes_raw_uint8_pixels_straight_in(mlp_bundle, read_golden):
-    """With input scale 1/255 and zero point 0, the quantized input is the raw pixel itself."""
+def test_int8_takes_raw_pixels_with_the_top_bit_flipped(mlp_bundle, read_golden):
+    """Default int8 I/O: with input scale 1/255 and zero point -128, the quantized input is raw - 128."""
     artifact = mlp_bundle.manifest.artifact("tflite-int8")
-    assert artifact.input.dtype == "uint8" and artifact.output.dtype == "uint8"
-    assert artifact.input.quantization.zero_point == 0
+    assert artifact.input.dtype == "int8" and artifact.output.dtype == "int8"
+    assert artifact.input.quantization.zero_point == -128
     assert artifact.input.quantization.scale == pytest.approx(1 / 255, rel=1e-6)
     golden = read_golden(mlp_bundle.bundle)
-    outputs, input_details, output_details = run_tflite(mlp_bundle.bundle / artifact.file, golden["images"])
-    assert input_details["dtype"] == np.uint8
+    flipped = (golden["images"] ^ np.uint8(0x80)).view(np.int8)
+    outputs, input_details, output_details = run_tflite(mlp_bundle.bundle / artifact.file, flipped)
+    assert input_details["dtype"] == np.int8
     scale, zero_point = output_details["quantization"]
     assert (scale, zero_point) == (artifact.output.quantization.scale, artifact.output.quantization.zero_point)
     probabilities = (outputs.astype(np.float32) - zero_point) * scale
@@ -85,7 +86,7 @@ def test_files_keep_a_dynamic_batch(mlp_bundle, read_golden, scale_as_manifest):
         assert outputs.shape == (batch, 10)
 
 
-def test_int8_with_int8_io_shifts_the_zero_point(mlp_run, sample_dataset, tmp_path):
+def test_int8_with_uint8_io_takes_raw_pixels_as_they_are(mlp_run, sample_dataset, tmp_path):
     classifier = load_classifier(mlp_run.model_path)
     options = ExportOptions(
         input_shape=(28, 28),
@@ -93,14 +94,14 @@ def test_int8_with_int8_io_shifts_the_zero_point(mlp_run, sample_dataset, tmp_pa
         labels=[str(d) for d in range(10)],
         output_kind="probabilities",
         calibration_images=sample_dataset.x_train[:100],
-        int8_io="int8",
+        int8_io="uint8",
     )
-    record = export_tflite_int8(classifier.model, tmp_path / "int8io.tflite", options)
-    assert record.path.is_file() and record.details["io_type"] == "int8"
+    record = export_tflite_int8(classifier.model, tmp_path / "uint8io.tflite", options)
+    assert record.path.is_file() and record.details["io_type"] == "uint8"
     raw = sample_dataset.x_test[:50]
-    outputs, input_details, output_details = run_tflite(record.path, (raw.astype(np.int16) - 128).astype(np.int8))
-    assert input_details["dtype"] == np.int8
-    assert input_details["quantization"][1] == -128
+    outputs, input_details, output_details = run_tflite(record.path, raw)
+    assert input_details["dtype"] == np.uint8
+    assert input_details["quantization"][1] == 0
     assert input_details["quantization"][0] == pytest.approx(1 / 255, rel=1e-6)
     scale, zero_point = output_details["quantization"]
     keras_top1 = classifier.model.predict(raw.astype(np.float32) / 255, verbose=0).argmax(1)

@@ -99,9 +99,13 @@ def test_top_k_labels_and_spec(bundle_path, test_images):
     assert ranked[1][0].label == str(probabilities[1].argmax())
 
 
-def test_uint8_batches_skip_conversion_where_the_quantization_is_x_over_255(bundle_path, foreign_models):
-    with Classifier.load(bundle_path, artifact="tflite-int8") as uint8_model, \
-            Classifier.load(foreign_models["int8_io"]) as int8_model, \
+def test_uint8_batches_skip_conversion_where_the_quantization_is_x_over_255(bundle_path, mlp_run, sample_dataset, tmp_path):
+    from edgeship.export import export_bundle
+
+    uint8_bundle = export_bundle(mlp_run.model_path, tmp_path / "uint8", formats=["tflite-int8"], dataset=sample_dataset,
+                                 int8_io="uint8", say=lambda line: None).bundle
+    with Classifier.load(uint8_bundle, artifact="tflite-int8") as uint8_model, \
+            Classifier.load(bundle_path, artifact="tflite-int8") as int8_model, \
             Classifier.load(bundle_path, artifact="tflite-fp32") as float_model:
         assert _input_converters(uint8_model.input_spec, uint8_model.runner)[0] is None
         assert _input_converters(int8_model.input_spec, int8_model.runner)[0] is _flip_top_bit
