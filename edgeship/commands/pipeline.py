@@ -8,11 +8,9 @@ HELP = "run every stage (data, train, export, verify, bench, report) into one ru
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", default="mnist-sample", help="mnist-sample (default), mnist, fashion_mnist, or a path")
-    parser.add_argument("--model", default="mlp", help="architecture: mlp (the seed exercise, default) or cnn")
-    parser.add_argument("--epochs", type=int, default=5, help="training epochs (default: 5)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for training, calibration sampling (default: 0)")
-    parser.add_argument("--out", default="artifacts/latest", help="run folder (default: artifacts/latest)")
+    from edgeship.commands.train import add_training_arguments
+
+    add_training_arguments(parser, out_default="artifacts/latest")
     parser.add_argument("--formats", help="comma-separated export formats (default: every format that can run here)")
     parser.add_argument("--max-images", type=int, help="verify on only the first N test images")
     parser.add_argument("--threads", default="1,2", help="bench thread counts (default: 1,2)")
@@ -28,14 +26,13 @@ def run(args: argparse.Namespace) -> int:
     from edgeship.bench import bench_bundle
     from edgeship.commands.export import format_table as format_export_table
     from edgeship.data import load_dataset
-    from edgeship.errors import UsageError
+    from edgeship.train.trainer import check_training_options
     from edgeship.files import atomic_write_json, check_writable, ensure_directory
     from edgeship.parity import format_table, raise_if_failed, verify_bundle
     from edgeship.runtime.bench import BenchRow, format_bench_table
     from edgeship.runtime.cli import parse_positive_list
 
-    if args.epochs < 1:
-        raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+    check_training_options(args.model, args.epochs, args.batch_size)
     threads, batches = parse_positive_list(args.threads, "--threads"), parse_positive_list(args.batch, "--batch")
     formats = [name.strip() for name in args.formats.split(",")] if args.formats else None
     check_writable(args.out, folder=True)
@@ -53,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from edgeship.train import train_model
 
     step(2, f"train: {args.model}, {args.epochs} epochs, seed {args.seed}")
-    trained = train_model(args.model, dataset, epochs=args.epochs, seed=args.seed, out=out)
+    trained = train_model(args.model, dataset, epochs=args.epochs, seed=args.seed, out=out, batch_size=args.batch_size)
     print(f"trained {args.model}: test accuracy {trained.metrics['test_accuracy']:.4f} in {trained.metrics['training_seconds']:.1f} s")
 
     step(3, "export: " + (", ".join(formats) if formats else "every format"))

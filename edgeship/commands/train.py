@@ -8,24 +8,25 @@ HELP = "train a zoo model (mlp = the seed exercise, cnn = small edge CNN) and wr
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="mlp", help="architecture: mlp or cnn (default: mlp)")
+    add_training_arguments(parser, out_default="artifacts/run")
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, out_default: str) -> None:
+    """The options of a training run, shared with `edgeship pipeline`."""
+    parser.add_argument("--model", default="mlp", help="architecture: mlp (the seed exercise) or cnn (default: mlp)")
     parser.add_argument("--dataset", default="mnist-sample", help="mnist-sample, mnist, fashion_mnist, or a path (default: mnist-sample)")
     parser.add_argument("--epochs", type=int, default=5, help="training epochs (default: 5)")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed for weights and shuffling (default: 0)")
-    parser.add_argument("--out", default="artifacts/run", help="run folder to write (default: artifacts/run)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for weights, shuffling and calibration sampling (default: 0)")
+    parser.add_argument("--out", default=out_default, help=f"run folder to write (default: {out_default})")
 
 
 def run(args: argparse.Namespace) -> int:
     from edgeship.data import load_dataset
-    from edgeship.errors import UsageError
     from edgeship.files import check_writable
-    from edgeship.train import ARCHITECTURES
+    from edgeship.train.trainer import check_training_options
 
-    if args.model not in ARCHITECTURES:
-        raise UsageError(f"unknown model {args.model!r}; choose one of: {', '.join(ARCHITECTURES)}")
-    if args.epochs < 1:
-        raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+    check_training_options(args.model, args.epochs, args.batch_size)
     check_writable(args.out, folder=True)
     dataset = load_dataset(args.dataset)
 

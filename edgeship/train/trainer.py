@@ -66,6 +66,18 @@ def _epoch_logger(epochs: int, console: Any) -> Any:
     return EpochLine()
 
 
+def check_training_options(architecture: str, epochs: int, batch_size: int) -> None:
+    """Refuse an unknown architecture or a non-positive epoch count or batch size, before any work."""
+    from edgeship.train.zoo import ARCHITECTURES
+
+    if architecture not in ARCHITECTURES:
+        raise UsageError(f"unknown model {architecture!r}; choose one of: {', '.join(ARCHITECTURES)}")
+    if epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {epochs}")
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+
+
 def train_model(
     architecture: str,
     dataset: Any,
@@ -76,14 +88,9 @@ def train_model(
     progress: bool = True,
 ) -> TrainResult:
     """Train `architecture` on `dataset` (an edgeship.data.Dataset) with a fixed seed and write the run folder."""
-    from edgeship.train.zoo import ARCHITECTURES, build_model
+    from edgeship.train.zoo import build_model
 
-    if architecture not in ARCHITECTURES:
-        raise UsageError(f"unknown model {architecture!r}; choose one of: {', '.join(ARCHITECTURES)}")
-    if epochs < 1:
-        raise UsageError(f"--epochs must be at least 1, got {epochs}")
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+    check_training_options(architecture, epochs, batch_size)
     out = ensure_directory(out)
     keras = import_keras_quietly()
     import tensorflow as tf
