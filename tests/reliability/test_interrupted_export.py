@@ -1,8 +1,9 @@
 """A real `edgeship export` killed with SIGKILL at several points: the output folder holds the previous bundle or none, never a mix.
 
 Each kill lands on an event watched in the file system or on stderr (start-up, the staging folder
-appearing, the first model file in it, the ONNX conversion, the manifest written), so the points
-do not depend on the machine's speed. A bundle counts as whole when its manifest lists exactly the
+appearing, the first model file in it, the ONNX conversion, the golden set staged, the manifest's
+temporary file), so the points do not depend on the machine's speed; the last ones may lose the race
+to the swap, and then the export has finished and its new bundle must be whole. A bundle counts as whole when its manifest lists exactly the
 files in the folder and each file has the recorded sha256.
 """
 
@@ -73,11 +74,11 @@ def after(seconds: float) -> Callable[[], bool]:
     return lambda: time.monotonic() - start >= seconds
 
 
-def in_staging(parent: Path, name: str, file_name: str | None) -> Callable[[], bool]:
-    """True once a staging folder exists (holding `file_name`, when given)."""
+def in_staging(parent: Path, name: str, pattern: str | None) -> Callable[[], bool]:
+    """True once a staging folder exists (holding a file that matches `pattern`, when given)."""
     def seen() -> bool:
         folders = staging_folders(parent, name)
-        return bool(folders) and (file_name is None or any((folder / file_name).exists() for folder in folders))
+        return bool(folders) and (pattern is None or any(any(folder.glob(pattern)) for folder in folders))
     return seen
 
 
@@ -97,13 +98,14 @@ KILL_POINTS = {
     "when the staging folder appears": lambda parent, log: in_staging(parent, "bundle", None),
     "when the first model file is staged": lambda parent, log: in_staging(parent, "bundle", "model_fp32.tflite"),
     "while converting to ONNX": lambda parent, log: on_stderr(log, "exporting onnx"),
-    "when the manifest is staged": lambda parent, log: in_staging(parent, "bundle", MANIFEST_NAME),
+    "when the golden set is staged": lambda parent, log: in_staging(parent, "bundle", "golden.npz"),
+    "while the manifest is written": lambda parent, log: in_staging(parent, "bundle", f".{MANIFEST_NAME}.*"),
 }
 
 
 @pytest.mark.parametrize(
     "point, with_previous",
-    [*((point, True) for point in KILL_POINTS), ("when the staging folder appears", False), ("when the manifest is staged", False)],
+    [*((point, True) for point in KILL_POINTS), ("when the staging folder appears", False), ("while the manifest is written", False)],
 )
 def test_a_killed_export_leaves_the_previous_bundle_or_none(mlp_run, previous_bundle, tmp_path, point, with_previous):
     out = tmp_path / "bundle"
