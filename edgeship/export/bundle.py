@@ -24,15 +24,16 @@ from edgeship import __version__
 from edgeship.errors import DatasetError, ModelError, OutputError, UsageError
 from edgeship.export.base import ExportOptions, FormatSkipped, ProgressCallback
 from edgeship.native import native_output_to_log
-from edgeship.export.interpreters import open_runner
 from edgeship.export.keras_model import LoadedClassifier, fitted_input_shape, is_probability_rows, load_classifier, softmax
 from edgeship.export.onnx import MAX_OPSET, MIN_OPSET
 from edgeship.export.registry import FORMATS, ExportFormat, parse_formats
 from edgeship.export.tflite import INT8_IO_TYPES
 from edgeship.files import atomic_directory, atomic_write_bytes, atomic_write_json, check_writable, sha256_file
-from edgeship.manifest import MANIFEST_NAME, Artifact, InputSpec, Manifest
+from edgeship.manifest import MANIFEST_NAME, Artifact, InputSpec, Manifest, TensorSpec
 from edgeship.modelcard import card_path, read_card
 from edgeship.parity import compare
+from edgeship.runtime import Classifier
+from edgeship.runtime.backends.base import TensorInfo
 
 log = logging.getLogger(__name__)
 
@@ -295,17 +296,20 @@ def _export_one(
     if not export_format.runnable_here:
         artifact.details["parity"] = "not measured: this file runs only on its accelerator"
         return artifact
+    spec = options.input_spec
     try:
-        with native_output_to_log(f"the {export_format.family} interpreter"):
-            runner = open_runner(path, export_format.family)
-            artifact.input, artifact.output = runner.input_spec(), runner.output_spec()
-            outputs = runner.run(options.input_spec.to_model_input(reference.images, options.input_shape))
+        # Parity at export runs the file exactly as a device will: through the slim runtime, from raw pixels.
+        with native_output_to_log(f"the {export_format.family} interpreter"), Classifier.load(
+            path, scale=spec.scale, mean=spec.mean, std=spec.std, layout=spec.layout, logits=options.output_kind == "logits"
+        ) as classifier:
+            artifact.input, artifact.output = _tensor_spec(classifier.runner.input), _tensor_spec(classifier.runner.output)
+            probabilities = classifier.predict_proba(reference.images)
+            info = classifier.runner.info()
     except Exception as exc:
         log.debug("%s does not run", export_format.name, exc_info=True)
         return _not_made(artifact, "failed", f"exported, but its interpreter cannot run it: {_reason(exc)}", path)
-    probabilities = outputs if options.output_kind == "probabilities" else softmax(outputs)
     comparison = compare(reference.probabilities, probabilities, reference.labels, class_names)
-    artifact.details["interpreter"] = runner.interpreter
+    artifact.details["interpreter"] = f"{info.package} {info.version}"
     artifact.parity = {
         "images": comparison.images,
         "accuracy": comparison.accuracy,
@@ -361,6 +365,11 @@ def _source_model(classifier: LoadedClassifier, card: Any, out_dir: Path) -> dic
         "architecture": card.architecture if card is not None else "",
         "classes": classifier.classes,
     }
+
+
+def _tensor_spec(tensor: TensorInfo) -> TensorSpec:
+    """The manifest's record of a tensor as the runtime's backend sees it."""
+    return TensorSpec(dtype=tensor.dtype.name, shape=[int(d) for d in tensor.shape], quantization=tensor.quantization)
 
 
 def _tool_versions(artifacts: list[Artifact]) -> dict[str, str]:
