@@ -178,6 +178,10 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise output_error(target, exc) from exc
+    except OutputError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        # Name the file where the user will look for it, not inside the hidden staging folder.
+        raise OutputError(str(exc).replace(str(staging), str(target))) from exc
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

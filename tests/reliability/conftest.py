@@ -26,17 +26,27 @@ def run_cli(program: str, *args: object, timeout: float = 180) -> subprocess.Com
     return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, timeout=timeout)
 
 
-def assert_refused(result: subprocess.CompletedProcess, program: str, *words: str, code: int = 2) -> str:
-    """The command failed with `code` and one stderr line naming the problem (each of `words`); returns that line."""
+def assert_refused(
+    result: subprocess.CompletedProcess, program: str, *words: str, code: int = 2, after_progress: bool = False
+) -> str:
+    """The command failed with `code` and one stderr line naming the problem (each of `words`); returns that line.
+
+    `after_progress`: the failure came mid-work (a full disk), so progress lines may precede the
+    error line, which must then be the last line and the only one with the error prefix.
+    """
     _, prefix = PROGRAMS[program]
     lines = result.stderr.strip().splitlines()
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == code, (result.returncode, result.stderr)
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(prefix), lines[0]
+    if after_progress:
+        assert [line for line in lines if "error:" in line] == lines[-1:], result.stderr
+    else:
+        assert len(lines) == 1, result.stderr
+    line = lines[-1]
+    assert line.startswith(prefix), line
     for word in words:
-        assert word.lower() in lines[0].lower(), (word, lines[0])
-    return lines[0]
+        assert word.lower() in line.lower(), (word, line)
+    return line
 
 
 def tree(folder: Path) -> dict[str, bytes]:
