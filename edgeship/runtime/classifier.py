@@ -225,7 +225,10 @@ class Classifier:
         return outputs if outputs.ndim == 2 else outputs.reshape(len(outputs), -1)
 
     def _forward_other(self, images: Any) -> np.ndarray:
-        array = np.asarray(images)
+        try:
+            array = np.asarray(images)
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"images must be an array of one image or of a batch of equal-sized images ({exc})") from exc
         if array.dtype == _UINT8:
             return self._infer(self._model_shaped(array), self._uint8_convert)
         if array.dtype.kind not in "fiu":
