@@ -156,7 +156,7 @@ def test_no_file_outside_the_bundle_is_opened_when_the_manifest_points_out(bundl
     outside = tmp_path / "elsewhere.tflite"
     shutil.copy(bundle_copy / "model_fp32.tflite", outside)
     os.symlink(outside, bundle_copy / "link.tflite")
-    for name in ("../elsewhere.tflite", str(outside), "link.tflite"):
+    for name in ("../elsewhere.tflite", "../../etc/passwd", "/etc/passwd", str(outside), "link.tflite"):
         edit_manifest(bundle_copy, lambda m: artifact_entry(m, "tflite-fp32").update(file=name))
 
         def load():

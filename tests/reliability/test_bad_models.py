@@ -135,6 +135,32 @@ def test_empty_and_truncated_keras_files_leave_no_bundle(cli, refused, bad_model
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (lambda name, data: None if name == "config.json" else data, "no item named 'config.json'"),
+        (lambda name, data: None if name.endswith(".h5") else data, "model.weights.h5"),
+        (lambda name, data: data[: len(data) // 2] if name.endswith(".h5") else data, "truncated file"),
+        (lambda name, data: b'{"class_name": ' if name == "config.json" else data, "JSONDecodeError"),
+    ],
+    ids=["no-config", "no-weights", "weights-cut", "config-cut"],
+)
+def test_keras_archives_damaged_inside(mlp_run, tmp_path, damage, words):
+    import zipfile
+
+    from edgeship.export.keras_model import load_classifier
+
+    damaged = tmp_path / "damaged.keras"
+    with zipfile.ZipFile(mlp_run.model_path) as source, zipfile.ZipFile(damaged, "w") as target:
+        for name in source.namelist():
+            content = damage(name, source.read(name))
+            if content is not None:
+                target.writestr(name, content)
+    with pytest.raises(ModelError, match="is not a loadable Keras model") as refusal:
+        load_classifier(damaged)
+    assert words in str(refusal.value) and "model.save()" in str(refusal.value) and "\n" not in str(refusal.value)
+
+
 def test_random_bytes_named_keras(cli, refused, bad_models, tmp_path):
     result = cli("edgeship", "export", bad_models["random.keras"], "--out", tmp_path / "bundle")
     refused(result, "edgeship", "random.keras", "not a keras model")
