@@ -118,7 +118,7 @@ class Classifier:
             if not path.is_file():
                 if path.exists():
                     raise ModelError(f"{path} is not a regular file; give a .tflite/.onnx model file or a bundle folder")
-                raise ModelError(f"model file {path} not found")
+                raise ModelError(f"model file {path} not found; check the path, or give the bundle folder that holds it")
             if artifact is not None:
                 raise UsageError("artifact names a file inside a bundle; give the bundle folder, not a model file")
             return cls._load_bare(path, backend, accelerators, bare_options)
