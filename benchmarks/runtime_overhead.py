@@ -75,7 +75,7 @@ def model_input(classifier, images: np.ndarray) -> np.ndarray:
 
 
 def caller_scaling(classifier, raw: np.ndarray) -> Callable[[], np.ndarray]:
-    """What a bare-interpreter caller does to raw pixels: one numpy pass for float input, none for x/255 uint8."""
+    """What a bare-interpreter caller does to raw pixels: one numpy pass for float input, a top-bit flip for x/255 int8, none for x/255 uint8."""
     spec, tensor = classifier.input_spec, classifier.runner.input
     shape = (len(raw), *tensor.shape[1:])
     if tensor.dtype == np.float32:
@@ -83,6 +83,9 @@ def caller_scaling(classifier, raw: np.ndarray) -> Callable[[], np.ndarray]:
         return lambda: np.multiply(raw, gain, dtype=np.float32).reshape(shape)
     if tensor.dtype == np.uint8 and tensor.quantization.zero_point == 0:
         return lambda: raw.reshape(shape)
+    if tensor.dtype == np.int8 and tensor.quantization.zero_point == -128:
+        flip = np.uint8(0x80)
+        return lambda: np.bitwise_xor(raw, flip).view(np.int8).reshape(shape)
     raise ValueError(f"no plain scaling for {tensor.dtype} input")
 
 

@@ -400,9 +400,12 @@ def _quantize(gain: float, offset: float, zero_point: int, target: np.dtype) -> 
     return convert
 
 
+_TOP_BIT = np.uint8(0x80)
+
+
 def _flip_top_bit(source: np.ndarray, out: np.ndarray) -> None:
     """uint8 raw pixels to int8 with zero point -128: q = raw - 128, i.e. the top bit flipped."""
-    np.bitwise_xor(source, np.uint8(0x80), out=out.view(np.uint8))
+    np.bitwise_xor(source, _TOP_BIT, out=out.view(np.uint8))
 
 
 def bare_input_spec(model_dims: tuple[int, ...], options: dict[str, Any]) -> InputSpec:
