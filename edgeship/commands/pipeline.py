@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 HELP = "run every stage (data, train, export, verify, bench, report) into one run folder; exit 1 if a gate fails"
 
@@ -24,17 +25,16 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from edgeship.bench import bench_bundle
-    from edgeship.commands.export import format_table as format_export_table
     from edgeship.data import load_dataset
-    from edgeship.train.trainer import check_training_options
+    from edgeship.export.registry import parse_formats
     from edgeship.files import atomic_write_json, check_writable, ensure_directory
     from edgeship.parity import format_table, raise_if_failed, verify_bundle
-    from edgeship.runtime.bench import BenchRow, format_bench_table
     from edgeship.runtime.cli import parse_positive_list
+    from edgeship.train.trainer import check_training_options
 
     check_training_options(args.model, args.epochs, args.batch_size)
     threads, batches = parse_positive_list(args.threads, "--threads"), parse_positive_list(args.batch, "--batch")
-    formats = [name.strip() for name in args.formats.split(",")] if args.formats else None
+    formats = parse_formats(args.formats)
     check_writable(args.out, folder=True)
     started = time.perf_counter()
     dataset = load_dataset(args.dataset)
@@ -53,10 +53,11 @@ def run(args: argparse.Namespace) -> int:
     trained = train_model(args.model, dataset, epochs=args.epochs, seed=args.seed, out=out, batch_size=args.batch_size)
     print(f"trained {args.model}: test accuracy {trained.metrics['test_accuracy']:.4f} in {trained.metrics['training_seconds']:.1f} s")
 
-    step(3, "export: " + (", ".join(formats) if formats else "every format"))
+    step(3, "export: " + ", ".join(formats))
     bundle = out / "bundle"
     exported = export_bundle(trained.model_path, bundle, formats=formats, dataset=dataset, seed=args.seed)
-    print(format_export_table(exported.rows))
+    made = [artifact.name for artifact in exported.manifest.artifacts if artifact.ok]
+    print(f"exported {len(made)} of {len(formats)} formats into {bundle}")
 
     step(4, "verify: every artifact against the Keras model")
     verified = verify_bundle(bundle, dataset, max_images=args.max_images)
@@ -66,12 +67,38 @@ def run(args: argparse.Namespace) -> int:
     step(5, f"bench: threads {threads}, batches {batches}")
     benched = bench_bundle(bundle, threads=threads, batches=batches, seconds=args.bench_seconds, keras_model=trained.model_path)
     atomic_write_json(out / "bench.json", benched)
-    print(format_bench_table([BenchRow(**row) for row in benched["rows"]]))
 
     step(6, "report")
     from edgeship.report import build_report
 
     written = build_report(out)
+    print("\n" + summary_table(exported.manifest, verified, benched["rows"], batches))
     print(f"\nreport: {written['markdown']}  ({time.perf_counter() - started:.0f} s in all)")
     raise_if_failed(verified)
     return 0
+
+
+def summary_table(manifest: Any, verified: Any, bench_rows: list[dict], batches: list[int]) -> str:
+    """One line an artifact: size, parity verdict, and single-thread latency at the smallest and largest batch."""
+    small, large = min(batches), max(batches)
+    timing = {
+        (row["artifact"], row["batch"]): row for row in bench_rows if row["status"] == "ok" and row["threads"] in (1, None)
+    }
+    sizes = {artifact.name: artifact.bytes for artifact in manifest.artifacts}
+    lines = [
+        f"| artifact | size (KiB) | accuracy | agreement | parity | p50 batch {small} (ms) | images/s batch {large} |",
+        "|---|---:|---:|---:|---|---:|---:|",
+    ]
+    for row in verified.rows:
+        comparison, first, last = row.comparison, timing.get((row.artifact, small)), timing.get((row.artifact, large))
+        cells = [
+            row.artifact,
+            f"{sizes[row.artifact] / 1024:.0f}" if sizes.get(row.artifact) else "–",
+            f"{comparison.accuracy:.4f}" if comparison else "–",
+            f"{comparison.agreement:.2%}" if comparison else "–",
+            f"{row.symbol} {row.status}",
+            f"{first['p50_ms']:.3f}" if first else "–",
+            f"{last['throughput_ips']:,.0f}" if last else "–",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

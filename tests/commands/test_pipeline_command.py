@@ -13,6 +13,10 @@ def test_pipeline_runs_every_stage_and_ends_with_the_report(pipeline_run):
     for step in range(1, 7):
         assert f"[{step}/6]" in result.stderr
     assert f"report: {out / 'report.md'}" in result.stdout
+    summary = result.stdout.split("| artifact | size (KiB) |")[1]
+    for name in ("tflite-fp32", "tflite-int8", "onnx"):
+        assert f"| {name} |" in summary
+    assert summary.count("✅ pass") == 3
     assert {"model.keras", "metrics.json", "bundle", "verify.json", "bench.json", "report.md", "report.json"} <= {p.name for p in out.iterdir()}
     verify = json.loads((out / "verify.json").read_text())
     assert [row["artifact"] for row in verify["rows"]] == ["tflite-fp32", "tflite-int8", "onnx"]
