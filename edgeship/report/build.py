@@ -199,7 +199,9 @@ def render_markdown(payload: dict[str, Any], manifest: Any) -> str:
         lines += [
             "## Latency",
             "",
-            "Per call (a batch of `batch` images), warm-up excluded. Emulated machines are labelled: their timings are not those of real hardware.",
+            "Per call (a batch of `batch` images), warm-up excluded. Emulated machines are labelled: their timings are not those of real hardware. "
+            "Peak RSS is the measuring process's high-water mark: on the workstation it includes TensorFlow; "
+            "`python -m edgeship.runtime bench` on a slim install gives the device figure.",
             "",
             "| machine | artifact | backend | threads | batch | p50 (ms) | p90 (ms) | p99 (ms) | images/s | load (s) | peak RSS (MiB) |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
