@@ -35,6 +35,29 @@ def mlp_bundle(tmp_path_factory, mlp_run, sample_dataset):
 
 
 @pytest.fixture(scope="session")
+def bundle_path(mlp_bundle):
+    """The seed MLP's bundle folder with every format exported here (read-only: copy it to tamper)."""
+    from pathlib import Path
+
+    return Path(mlp_bundle.bundle)
+
+
+@pytest.fixture(scope="session")
+def test_images(sample_dataset):
+    """The sample's 1,000 real test digits, uint8 (1000, 28, 28)."""
+    return sample_dataset.x_test
+
+
+@pytest.fixture
+def bundle_copy(bundle_path, tmp_path):
+    """A private copy of the bundle, for tests that tamper with it."""
+    import shutil
+    from pathlib import Path
+
+    return Path(shutil.copytree(bundle_path, tmp_path / "bundle"))
+
+
+@pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory):
     """`edgeship pipeline` end to end on a reduced setting; returns (completed process, run folder)."""
     import subprocess

@@ -22,7 +22,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
     import time
-    from pathlib import Path
 
     from edgeship.bench import bench_bundle
     from edgeship.data import load_dataset

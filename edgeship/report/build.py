@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.errors import BundleError, UsageError
+from edgeship.errors import UsageError
 from edgeship.files import atomic_write_json, atomic_write_text, ensure_directory
 from edgeship.manifest import load_manifest
 

@@ -6,7 +6,6 @@ program's `error:` prefix and names the problem, and no traceback.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,22 +65,7 @@ def refused():
     return assert_refused
 
 
-@pytest.fixture(scope="session")
-def bundle_path(mlp_bundle) -> Path:
-    """The seed MLP's bundle with every format exported here (read-only: copy it to tamper)."""
-    return Path(mlp_bundle.bundle)
 
-
-@pytest.fixture(scope="session")
-def test_images(sample_dataset) -> np.ndarray:
-    """The sample's 1,000 real test digits, uint8 (1000, 28, 28)."""
-    return sample_dataset.x_test
-
-
-@pytest.fixture
-def bundle_copy(bundle_path, tmp_path) -> Path:
-    """A private copy of the bundle, for tests that tamper with it."""
-    return Path(shutil.copytree(bundle_path, tmp_path / "bundle"))
 
 
 @pytest.fixture

@@ -6,29 +6,12 @@ point -128) and an ONNX model with NCHW input and logits, as a PyTorch MNIST exp
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 
-@pytest.fixture(scope="session")
-def bundle_path(mlp_bundle) -> Path:
-    """The seed MLP's bundle with every format exported here."""
-    return Path(mlp_bundle.bundle)
 
-
-@pytest.fixture(scope="session")
-def test_images(sample_dataset) -> np.ndarray:
-    """The sample's 1,000 real test digits, uint8 (1000, 28, 28)."""
-    return sample_dataset.x_test
-
-
-@pytest.fixture
-def bundle_copy(bundle_path, tmp_path) -> Path:
-    """A private copy of the bundle, for tests that tamper with it."""
-    return Path(shutil.copytree(bundle_path, tmp_path / "bundle"))
 
 
 @pytest.fixture(scope="session")
