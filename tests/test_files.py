@@ -54,3 +54,31 @@ def test_output_below_a_file_is_refused(tmp_path):
 def test_sha256_of_a_known_file(tmp_path):
     (tmp_path / "x").write_bytes(b"abc")
     assert sha256_file(tmp_path / "x") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_check_writable_refuses_before_creating_anything(tmp_path):
+    from edgeship.files import check_writable
+
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "folder").mkdir()
+    assert check_writable(tmp_path / "new" / "deeper" / "out.json") == tmp_path / "new" / "deeper" / "out.json"
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(OutputError, match="is a folder, not a file"):
+        check_writable(tmp_path / "folder")
+    with pytest.raises(OutputError, match="is a file, not a folder"):
+        check_writable(tmp_path / "file", folder=True)
+    with pytest.raises(OutputError, match=r"a part of the path is a file"):
+        check_writable(tmp_path / "file" / "out.json")
+
+
+def test_a_killed_exports_leftovers_are_removed_by_the_next_one(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    (tmp_path / f".bundle.{dead}.abc.staging").mkdir()
+    (tmp_path / f".bundle.{dead}.old").mkdir()
+    (tmp_path / ".bundle.1.keep").mkdir()
+    with atomic_directory(tmp_path / "bundle") as staging:
+        (staging / "manifest.json").write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".bundle.1.keep", "bundle"]
