@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
 from edgeship import __version__
-from edgeship.errors import EdgeshipError
+from edgeship.errors import run_guarded
 
 COMMANDS = ("data", "train", "export", "verify", "bench", "predict", "report", "pipeline")
 
@@ -42,30 +41,6 @@ def add_common_options(parser: argparse.ArgumentParser, suppress_default: bool =
     default = argparse.SUPPRESS if suppress_default else False
     parser.add_argument("--debug", action="store_true", default=default, help="show tracebacks for errors")
     parser.add_argument("-v", "--verbose", action="store_true", default=default, help="log more detail")
-
-
-def run_guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace, prog: str) -> int:
-    """Run a command; turn our errors into one line on stderr and their exit code."""
-    logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
-        format=f"{prog}: %(levelname)s: %(message)s",
-    )
-    # TensorFlow's Python warnings (tf.function retracing and the like) are not the user's business.
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    try:
-        return int(handler(args) or 0)
-    except EdgeshipError as exc:
-        if getattr(args, "debug", False):
-            raise
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader went away (e.g. `| head`): stop quietly, as Unix tools do.
-        sys.stdout = open(os.devnull, "w")
-        return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,6 +6,12 @@ The command lines turn them into one line on stderr and the type's exit code
 
 from __future__ import annotations
 
+import argparse
+import logging
+import os
+import sys
+from typing import Callable
+
 
 class EdgeshipError(Exception):
     """Base class: a problem the user can fix; never a bug in edgeship."""
@@ -64,3 +70,30 @@ def missing_extra(package: str, extra: str) -> MissingDependencyError:
     return MissingDependencyError(
         f"{package} is not installed; install it with: pip install 'edgeship[{extra}]'"
     )
+
+
+def run_guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace, prog: str) -> int:
+    """Run a command line's handler; turn our errors into one line on stderr and their exit code.
+
+    Shared by `edgeship` and `python -m edgeship.runtime`, so both fail the same way.
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
+        format=f"{prog}: %(levelname)s: %(message)s",
+    )
+    # TensorFlow's Python warnings (tf.function retracing and the like) are not the user's business.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    try:
+        return int(handler(args) or 0)
+    except EdgeshipError as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, as Unix tools do.
+        sys.stdout = open(os.devnull, "w")
+        return 0

@@ -20,27 +20,11 @@ import numpy as np
 from edgeship.errors import BundleError, GateFailedError, ModelError
 from edgeship.files import sha256_file
 from edgeship.manifest import Manifest, load_manifest
+from edgeship.compare import Comparison, compare, judge
 from edgeship.reference import KerasReference
 from edgeship.runtime.gates import Gate, gate_for
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Comparison:
-    """How a candidate's probabilities compare with the reference's on the same labelled images."""
-
-    images: int
-    accuracy: float
-    reference_accuracy: float
-    accuracy_delta_pp: float
-    agreement: float
-    max_abs_diff: float
-    mean_abs_diff: float
-    worst_class: str
-    worst_class_delta_pp: float
-    per_class_delta_pp: list[float]
-    confusion_matrix: list[list[int]]
 
 
 @dataclass
@@ -60,55 +44,6 @@ class ParityRow:
     @property
     def symbol(self) -> str:
         return {"pass": "✅", "fail": "❎", "not-exported": "❌"}[self.status]
-
-
-def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray, class_names: list[str]) -> Comparison:
-    """Accuracy, Δ accuracy (percentage points), top-1 agreement, |Δp| and the class that lost most."""
-    reference_top1, candidate_top1 = reference.argmax(axis=1), candidate.argmax(axis=1)
-    difference = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
-    per_class = []
-    for index in range(len(class_names)):
-        members = labels == index
-        if not members.any():
-            per_class.append(0.0)
-            continue
-        delta = (candidate_top1[members] == index).mean() - (reference_top1[members] == index).mean()
-        per_class.append(round(float(delta) * 100, 3))
-    worst = int(np.argmin(per_class))
-    accuracy = float((candidate_top1 == labels).mean())
-    reference_accuracy = float((reference_top1 == labels).mean())
-    return Comparison(
-        images=int(len(labels)),
-        accuracy=accuracy,
-        reference_accuracy=reference_accuracy,
-        accuracy_delta_pp=round((accuracy - reference_accuracy) * 100, 3),
-        agreement=float((candidate_top1 == reference_top1).mean()),
-        max_abs_diff=float(difference.max()),
-        mean_abs_diff=float(difference.mean()),
-        worst_class=class_names[worst],
-        worst_class_delta_pp=per_class[worst],
-        per_class_delta_pp=per_class,
-        confusion_matrix=confusion_matrix(labels, candidate_top1, len(class_names)),
-    )
-
-
-def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) -> list[list[int]]:
-    """Counts of (true class, predicted class)."""
-    counts = np.zeros((classes, classes), dtype=np.int64)
-    np.add.at(counts, (labels, predictions), 1)
-    return counts.tolist()
-
-
-def judge(comparison: Comparison, gate: Gate) -> list[str]:
-    """The ways a comparison misses its gate, each naming the number and the bound (empty: it passes)."""
-    failures = []
-    if comparison.agreement < gate.min_agreement:
-        failures.append(f"agreement {comparison.agreement:.2%} < {gate.min_agreement:.2%}")
-    if gate.max_abs_diff is not None and comparison.max_abs_diff > gate.max_abs_diff:
-        failures.append(f"max |Δp| {comparison.max_abs_diff:.2e} > {gate.max_abs_diff:.0e}")
-    if gate.max_accuracy_drop_pp is not None and -comparison.accuracy_delta_pp > gate.max_accuracy_drop_pp:
-        failures.append(f"accuracy drop {-comparison.accuracy_delta_pp:.2f} pp > {gate.max_accuracy_drop_pp} pp")
-    return failures
 
 
 def source_model_path(bundle: Path, manifest: Manifest, override: str | Path | None = None) -> Path:

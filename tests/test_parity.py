@@ -12,7 +12,8 @@ import pytest
 
 from edgeship.errors import GateFailedError, UsageError
 from edgeship.files import sha256_file
-from edgeship.parity import compare, format_table, judge, raise_if_failed, verify_bundle
+from edgeship.compare import compare, judge
+from edgeship.parity import format_table, raise_if_failed, verify_bundle
 from edgeship.runtime.gates import Gate, gate_for, parse_gate_overrides
 
 

@@ -31,7 +31,7 @@ from edgeship.export.tflite import INT8_IO_TYPES
 from edgeship.files import atomic_directory, atomic_write_bytes, atomic_write_json, check_writable, sha256_file
 from edgeship.manifest import MANIFEST_NAME, Artifact, InputSpec, Manifest, TensorSpec
 from edgeship.modelcard import card_path, read_card
-from edgeship.parity import compare
+from edgeship.compare import compare
 from edgeship.runtime import Classifier
 from edgeship.runtime.backends.base import TensorInfo
 

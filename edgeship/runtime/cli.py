@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from edgeship.cli import run_guarded
+    from edgeship.errors import run_guarded
 
     args = build_parser().parse_args(argv)
     return run_guarded(args.handler, args, PROG)

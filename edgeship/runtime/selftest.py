@@ -19,7 +19,7 @@ import numpy as np
 from edgeship.errors import BackendUnavailableError, BundleError, GateFailedError
 from edgeship.manifest import load_manifest, resolve_in_bundle
 from edgeship.runtime.classifier import Classifier, verify_file
-from edgeship.runtime.gates import Gate, gate_for
+from edgeship.runtime.gates import Gate, gate_for, judge
 
 GOLDEN_KEYS = ("images", "probabilities")
 
@@ -73,16 +73,6 @@ def load_golden(bundle: Path, verify: bool = True) -> dict[str, np.ndarray]:
     if missing:
         raise BundleError(f"{path} lacks {', '.join(missing)}; re-export the bundle")
     return arrays
-
-
-def judge(gate: Gate, agreement: float, max_abs_diff: float) -> list[str]:
-    """The gate bounds that the agreement and max |Δp| miss, each with its number."""
-    failures = []
-    if agreement < gate.min_agreement:
-        failures.append(f"agreement {agreement:.2%} < {gate.min_agreement:.2%}")
-    if gate.max_abs_diff is not None and max_abs_diff > gate.max_abs_diff:
-        failures.append(f"max |Δp| {max_abs_diff:.2e} > {gate.max_abs_diff:.0e}")
-    return failures
 
 
 def selftest_bundle(

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.compare import confusion_matrix
 from edgeship.errors import UsageError
 from edgeship.files import atomic_path, atomic_write_json, ensure_directory
 from edgeship.manifest import InputSpec
@@ -34,8 +35,7 @@ class TrainResult:
 
 def classification_metrics(labels: np.ndarray, predictions: np.ndarray, classes: int) -> dict[str, Any]:
     """Accuracy, per-class accuracy and the confusion matrix (rows: true class, columns: predicted)."""
-    confusion = np.zeros((classes, classes), dtype=np.int64)
-    np.add.at(confusion, (labels, predictions), 1)
+    confusion = np.array(confusion_matrix(labels, predictions, classes))
     per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
     return {
         "accuracy": float((labels == predictions).mean()),
