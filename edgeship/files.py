@@ -104,7 +104,10 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     """
     target = Path(path)
     ensure_directory(target.parent)
-    handle, temporary_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    try:
+        handle, temporary_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    except OSError as exc:
+        raise output_error(target, exc) from exc
     os.close(handle)
     temporary = Path(temporary_name)
     try:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgeship.errors import BundleError, GateFailedError, ModelError
+from edgeship.errors import BundleError, DatasetError, EdgeshipError, GateFailedError, ModelError
 from edgeship.files import sha256_file
 from edgeship.manifest import Manifest, load_manifest
 from edgeship.compare import Comparison, compare, judge
@@ -83,7 +83,11 @@ def _diagnose_int8(bundle: Path, manifest: Manifest, artifact: Any, images: np.n
     if fp32 is None:
         log.warning("no tflite-fp32 artifact in the bundle to compare %s with, layer by layer", artifact.name)
         return None
-    layers = layer_errors(resolve_in_bundle(bundle, fp32.file), resolve_in_bundle(bundle, artifact.file), images, manifest.input)
+    try:
+        layers = layer_errors(resolve_in_bundle(bundle, fp32.file), resolve_in_bundle(bundle, artifact.file), images, manifest.input)
+    except EdgeshipError as exc:
+        log.warning("cannot trace %s layer by layer: %s", artifact.name, exc)
+        return None
     return first_divergent_layer(layers)
 
 
@@ -117,6 +121,19 @@ def verify_bundle(
     bundle = Path(bundle)
     manifest = load_manifest(bundle)
     images, labels = dataset.x_test, dataset.y_test
+    expected = tuple(manifest.input.shape[:2]) if manifest.input.layout == "NHWC" else tuple(manifest.input.shape[-2:])
+    if tuple(images.shape[1:3]) != expected:
+        raise DatasetError(
+            f"{dataset.name} has {images.shape[1]}x{images.shape[2]} images; this bundle's model takes "
+            f"{expected[0]}x{expected[1]}: give the dataset it was exported with ({manifest.dataset.get('name', '?')})"
+        )
+    classes = len(manifest.labels)
+    if labels.max(initial=0) >= classes:
+        # A model of fewer classes than the dataset is judged on the classes it has, as at export.
+        keep = labels < classes
+        images, labels = images[keep], labels[keep]
+        if not len(labels):
+            raise DatasetError(f"no test image of {dataset.name} has a label below {classes}, the model's class count")
     if max_images is not None:
         images, labels = images[:max_images], labels[:max_images]
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))

@@ -5,6 +5,7 @@ matplotlib is imported inside each function (Agg backend), so importing this mod
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Sequence
 
@@ -24,12 +25,13 @@ def _pyplot() -> Any:
     return plt
 
 
-def _plain_log_ticks(axis: Any) -> None:
-    """Log-scale ticks written as plain numbers (100, 200) rather than powers of ten."""
+def _plain_log_ticks(axis: Any, label_minor: bool = False) -> None:
+    """Log-scale ticks written as plain numbers (100, 200) rather than powers of ten; minor ones too when the span is short."""
     from matplotlib.ticker import FuncFormatter
 
-    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    axis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    axis.set_major_formatter(plain)
+    axis.set_minor_formatter(plain if label_minor else FuncFormatter(lambda value, _: ""))
 
 
 def _save(figure: Any, path: str | os.PathLike) -> None:
@@ -142,19 +144,21 @@ def plot_accuracy_vs_size(points: Sequence[dict[str, Any]], path: str | os.PathL
     """Scatter of test accuracy against file size (KiB), one labelled point an artifact."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6.5, 4))
-    groups: dict[tuple[float, float], list[str]] = {}
+    groups: dict[tuple[float, float], list[dict[str, Any]]] = {}
     for point in points:
-        # Artifacts of the same size and accuracy (e.g. fp32 TFLite and ONNX) share one point and one label.
-        key = (round(point["bytes"] / 1024, -1), round(point["accuracy"] * 100, 2))
-        groups.setdefault(key, []).append(point["name"])
-    for (size_kib, accuracy), names in groups.items():
-        axis.scatter(size_kib, accuracy, s=40)
+        # Artifacts within ~1% of each other's size at the same accuracy (e.g. fp32 TFLite and ONNX) share one label.
+        key = (round(math.log(point["bytes"]) * 50), round(point["accuracy"] * 100, 2))
+        groups.setdefault(key, []).append(point)
+    for members in groups.values():
+        names = [member["name"] for member in members]
+        size_kib, accuracy = members[0]["bytes"] / 1024, members[0]["accuracy"] * 100
+        axis.scatter([member["bytes"] / 1024 for member in members], [accuracy] * len(members), s=40)
         axis.annotate(", ".join(names), (size_kib, accuracy), textcoords="offset points", xytext=(6, 4), fontsize=8)
     if reference_accuracy is not None:
         axis.axhline(reference_accuracy * 100, linestyle="--", color="grey", label="Keras model")
         axis.legend(loc="lower right")
     axis.set_xscale("log")
-    _plain_log_ticks(axis.xaxis)
+    _plain_log_ticks(axis.xaxis, label_minor=True)
     axis.set_xlabel("file size, KiB (log scale)")
     axis.margins(x=0.25, y=0.2)
     axis.set_ylabel("test accuracy, %")

@@ -24,11 +24,12 @@ DIVERGENCE_BOUND = 2 * IDEAL_RMSE_OVER_SCALE
 def _interpreter(path: Path) -> Any:
     import warnings
 
-    from ai_edge_litert.interpreter import Interpreter
+    from edgeship.runtime.backends.litert import interpreter_module
 
+    module, _, _ = interpreter_module()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
-        interpreter = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True)
+        interpreter = module.Interpreter(model_path=str(path), experimental_preserve_all_tensors=True)
     interpreter.allocate_tensors()
     return interpreter
 

@@ -119,3 +119,22 @@ def test_verify_command_passes_a_good_bundle(mlp_bundle):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("✅") == 6
+
+
+def test_a_dataset_of_another_image_size_is_refused(mlp_bundle):
+    from edgeship.data import Dataset
+    from edgeship.errors import DatasetError
+
+    other = Dataset("big", np.zeros((4, 32, 32), np.uint8), np.zeros(4, np.int64), np.zeros((4, 32, 32), np.uint8), np.zeros(4, np.int64))
+    with pytest.raises(DatasetError, match="has 32x32 images; this bundle's model takes 28x28"):
+        verify_bundle(mlp_bundle.bundle, other, progress=lambda line: None)
+
+
+def test_labels_beyond_the_models_classes_are_left_out(mlp_bundle, sample_dataset):
+    from edgeship.data import Dataset
+
+    x, y = sample_dataset.x_test[:200], sample_dataset.y_test[:200].copy()
+    y[:50] = 12
+    shifted = Dataset("shifted", sample_dataset.x_train[:10], sample_dataset.y_train[:10], x, y)
+    report = verify_bundle(mlp_bundle.bundle, shifted, progress=lambda line: None)
+    assert report.images == 150 and report.passed

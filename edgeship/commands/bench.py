@@ -26,12 +26,15 @@ def run(args: argparse.Namespace) -> int:
         run_bench(args)
         return 0
     from edgeship.bench import keras_rows, source_model_or_none
+    from edgeship.files import check_writable
     from edgeship.manifest import load_manifest
     from edgeship.runtime.bench import golden_images
     from edgeship.runtime.cli import parse_positive_list
 
     manifest = load_manifest(path)
     json_path, args.json = args.json, None
+    if json_path:
+        check_writable(json_path)
     rows = run_bench(args)
     model = source_model_or_none(path, manifest)
     if model is not None:

@@ -12,7 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from edgeship.commands.train import add_training_arguments
 
     add_training_arguments(parser, out_default="artifacts/latest")
-    parser.add_argument("--formats", help="comma-separated export formats (default: every format that can run here)")
+    parser.add_argument("--formats", help="comma-separated export formats (default: all; one whose tool is missing here is listed as skipped)")
     parser.add_argument("--max-images", type=int, help="verify on only the first N test images")
     parser.add_argument("--threads", default="1,2", help="bench thread counts (default: 1,2)")
     parser.add_argument("--batch", default="1,32,256", help="bench batch sizes (default: 1,32,256)")
@@ -25,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
 
     from edgeship.bench import bench_bundle
     from edgeship.data import load_dataset
+    from edgeship.errors import UsageError
     from edgeship.export.registry import parse_formats
     from edgeship.files import atomic_write_json, check_writable, ensure_directory
     from edgeship.parity import format_table, raise_if_failed, verify_bundle
@@ -34,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
     check_training_options(args.model, args.epochs, args.batch_size)
     threads, batches = parse_positive_list(args.threads, "--threads"), parse_positive_list(args.batch, "--batch")
     formats = parse_formats(args.formats)
+    if args.max_images is not None and args.max_images < 1:
+        raise UsageError(f"--max-images must be at least 1, got {args.max_images}")
+    if args.bench_seconds <= 0:
+        raise UsageError(f"--bench-seconds must be positive, got {args.bench_seconds}")
     check_writable(args.out, folder=True)
     started = time.perf_counter()
     dataset = load_dataset(args.dataset)

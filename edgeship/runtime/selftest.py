@@ -18,6 +18,7 @@ import numpy as np
 
 from edgeship.errors import BackendUnavailableError, BundleError, GateFailedError
 from edgeship.manifest import load_manifest, resolve_in_bundle
+from edgeship.runtime.backends import backend_module
 from edgeship.runtime.classifier import Classifier, verify_file
 from edgeship.runtime.gates import Gate, gate_for, judge
 
@@ -91,6 +92,9 @@ def selftest_bundle(
     for artifact in manifest.artifacts:
         if not artifact.ok:
             rows.append(SelftestRow(artifact.name, artifact.precision, "skipped", reason=f"not exported: {artifact.reason}"))
+            continue
+        if backend is not None and artifact.format not in backend_module(backend).FORMATS:
+            rows.append(SelftestRow(artifact.name, artifact.precision, "skipped", reason=f"the {backend} backend does not run {artifact.format} files"))
             continue
         try:
             with Classifier.load(bundle, artifact=artifact.name, backend=backend, verify=verify) as classifier:

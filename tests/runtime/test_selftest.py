@@ -60,3 +60,13 @@ def test_bundle_without_golden_set(bundle_copy):
     (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match="no golden set"):
         selftest_bundle(bundle_copy)
+
+
+def test_one_backend_skips_the_other_backends_files(bundle_path):
+    from edgeship.runtime.selftest import selftest_bundle
+
+    report = selftest_bundle(bundle_path, backend="litert")
+    status = {row.artifact: row.status for row in report.rows}
+    assert status["tflite-fp32"] == "pass" and status["tflite-int8"] == "pass"
+    assert status["onnx"] == status["onnx-int8"] == "skipped"
+    assert "the litert backend does not run onnx files" in next(row.reason for row in report.rows if row.artifact == "onnx")
