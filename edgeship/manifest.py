@@ -16,6 +16,8 @@ from typing import Any
 from edgeship.errors import BundleError
 
 SCHEMA = "edgeship.bundle/1"
+RAW_PIXEL_SCALE = 1.0 / 255.0
+"""x = raw / 255: the scaling our models train with, and the default for a model without a card."""
 MANIFEST_NAME = "manifest.json"
 
 FORMATS = ("tflite", "onnx", "edgetpu")
@@ -33,7 +35,7 @@ class InputSpec:
     shape: list[int]
     layout: str = "NHWC"
     dtype: str = "uint8"
-    scale: float = 1.0 / 255.0
+    scale: float = RAW_PIXEL_SCALE
     mean: float = 0.0
     std: float = 1.0
     value_range: list[float] = field(default_factory=lambda: [0.0, 255.0])

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgeship.manifest import Manifest
+from edgeship.runtime.classifier import softmax
 from edgeship.native import import_keras_quietly, native_output_to_log
 
 KERAS_BATCH = 256
@@ -43,8 +44,7 @@ class KerasReference:
         outputs = np.asarray(outputs, dtype=np.float32)
         if not self.logits:
             return outputs
-        shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
+        return softmax(outputs)
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """`model.predict` in batches of 256: what Keras users run on a test set."""

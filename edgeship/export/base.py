@@ -7,7 +7,6 @@ registry and never looks inside.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -17,7 +16,6 @@ import numpy as np
 from edgeship.errors import ExportError
 from edgeship.manifest import InputSpec
 
-log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -33,7 +31,7 @@ class ExportOptions:
     calibration_images: np.ndarray  # raw uint8 training images, (N, H, W)
     calibration: dict[str, Any] = field(default_factory=dict)
     opset: int = 17
-    int8_io: str = "uint8"
+    int8_io: str = "int8"
     simplify_onnx: bool = True
     progress: ProgressCallback | None = None
 

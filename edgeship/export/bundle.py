@@ -24,21 +24,21 @@ from edgeship import __version__
 from edgeship.errors import DatasetError, ModelError, OutputError, UsageError
 from edgeship.export.base import ExportOptions, FormatSkipped, ProgressCallback
 from edgeship.native import native_output_to_log
-from edgeship.export.keras_model import LoadedClassifier, fitted_input_shape, is_probability_rows, load_classifier, softmax
+from edgeship.export.keras_model import LoadedClassifier, fitted_input_shape, is_probability_rows, load_classifier
 from edgeship.export.onnx import MAX_OPSET, MIN_OPSET
 from edgeship.export.registry import FORMATS, ExportFormat, parse_formats
 from edgeship.export.tflite import INT8_IO_TYPES
 from edgeship.files import atomic_directory, atomic_write_bytes, atomic_write_json, check_writable, sha256_file
-from edgeship.manifest import MANIFEST_NAME, Artifact, InputSpec, Manifest, TensorSpec
+from edgeship.manifest import MANIFEST_NAME, RAW_PIXEL_SCALE, Artifact, InputSpec, Manifest, TensorSpec
 from edgeship.modelcard import card_path, read_card
 from edgeship.compare import compare
 from edgeship.runtime import Classifier
+from edgeship.runtime.classifier import softmax
 from edgeship.runtime.backends.base import TensorInfo
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DATASET = "mnist-sample"
-DEFAULT_SCALE = 1.0 / 255.0
 GOLDEN_NAME = "golden.npz"
 GOLDEN_COUNT = 100
 TOOL_DISTRIBUTIONS = {
@@ -223,7 +223,7 @@ def _input_spec(
             mean=card.input.mean, std=card.input.std, value_range=list(card.input.value_range),
         )
     if input_scale is None:
-        input_scale = 1.0 if classifier.rescaling_first else DEFAULT_SCALE
+        input_scale = 1.0 if classifier.rescaling_first else RAW_PIXEL_SCALE
     return InputSpec(shape=list(input_shape), layout="NHWC", dtype="uint8", scale=float(input_scale))
 
 

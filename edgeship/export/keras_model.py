@@ -7,7 +7,6 @@ one input, one output of shape (batch, classes), an input that the dataset's ima
 from __future__ import annotations
 
 import json
-import logging
 import os
 import zipfile
 from dataclasses import dataclass
@@ -19,7 +18,6 @@ import numpy as np
 from edgeship.native import import_keras_quietly
 from edgeship.errors import DatasetError, ModelError
 
-log = logging.getLogger(__name__)
 
 PROBABILITY_TOLERANCE = 1e-3
 LEGACY_SUFFIXES = (".h5", ".hdf5")
@@ -159,9 +157,3 @@ def is_probability_rows(outputs: np.ndarray) -> bool:
         np.all(outputs >= -PROBABILITY_TOLERANCE)
         and np.allclose(outputs.sum(axis=1), 1.0, atol=PROBABILITY_TOLERANCE)
     )
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64, returned as float32."""
-    shifted = np.exp(logits.astype(np.float64) - logits.max(axis=1, keepdims=True))
-    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)

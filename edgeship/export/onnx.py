@@ -9,7 +9,6 @@ scaling go into `metadata_props` so a bare .onnx file still says how to feed it.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from edgeship.export.base import ExportOptions, ExportRecord
 from edgeship.native import native_output_to_log
 from edgeship.files import atomic_write_bytes
 
-log = logging.getLogger(__name__)
 
 INPUT_NAME = "image"
 BATCH_DIM = "batch"

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from edgeship.export.base import ExportOptions, ExportRecord
 from edgeship.native import native_output_to_log
+from edgeship.errors import UsageError
 from edgeship.files import atomic_write_bytes
 
 INT8_IO_TYPES = ("uint8", "int8")
@@ -101,7 +102,7 @@ def convert_int8(model: Any, options: ExportOptions, batch_size: int | None = No
     import tensorflow as tf
 
     if options.int8_io not in INT8_IO_TYPES:
-        raise ValueError(f"int8 I/O type must be one of {INT8_IO_TYPES}, got {options.int8_io!r}")
+        raise UsageError(f"--int8-io must be one of {', '.join(INT8_IO_TYPES)}, got {options.int8_io!r}")
     io_type = tf.uint8 if options.int8_io == "uint8" else tf.int8
     inputs = options.calibration_inputs()
 

@@ -8,7 +8,6 @@ verify.json (parity), bench.json (bench). Device bench JSONs (`python -m edgeshi
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from edgeship.errors import UsageError
 from edgeship.files import atomic_write_json, atomic_write_text, ensure_directory
 from edgeship.manifest import load_manifest
 
-log = logging.getLogger(__name__)
 
 SAMPLE_ARTIFACTS = ("tflite-int8", "onnx")
 

@@ -14,13 +14,12 @@ import numpy as np
 from edgeship.compare import confusion_matrix
 from edgeship.errors import UsageError
 from edgeship.files import atomic_path, atomic_write_json, ensure_directory
-from edgeship.manifest import InputSpec
+from edgeship.manifest import RAW_PIXEL_SCALE, InputSpec
 from edgeship.modelcard import ModelCard, write_card
 from edgeship.native import import_keras_quietly, native_output_to_log
 
 log = logging.getLogger(__name__)
 
-PIXEL_SCALE = 1.0 / 255.0
 
 
 @dataclass
@@ -99,7 +98,7 @@ def train_model(
 
     classes = len(dataset.class_names)
     input_shape = tuple(dataset.x_train.shape[1:])
-    spec = InputSpec(shape=list(input_shape), layout="NHWC", dtype="uint8", scale=PIXEL_SCALE)
+    spec = InputSpec(shape=list(input_shape), layout="NHWC", dtype="uint8", scale=RAW_PIXEL_SCALE)
     model = build_model(architecture, input_shape, classes)
     x_train, x_test = spec.to_model_input(dataset.x_train, input_shape), spec.to_model_input(dataset.x_test, input_shape)
 
