@@ -25,10 +25,12 @@ test-arm64: $(STAMP)
 	@$(BIN)/python scripts/arm64_check.py; rc=$$?; \
 	if [ $$rc -eq 77 ]; then echo "arm64 check SKIPPED (see the reason above)"; else exit $$rc; fi
 
+# Benchmarks print tables and a JSON line each; timings are ratios measured in one run.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/cross_backend.py
-	$(BIN)/python benchmarks/runtime_overhead.py
-	$(BIN)/python benchmarks/soak.py
+	$(BIN)/python benchmarks/cross_backend.py --out artifacts/bench
+	$(BIN)/python benchmarks/runtime_overhead.py --bundle artifacts/bench/mlp/bundle
+	$(BIN)/python benchmarks/runtime_threads.py --bundle artifacts/bench/mlp/bundle
+	$(BIN)/python benchmarks/soak.py --bundle artifacts/bench/mlp/bundle
 
 clean:
 	rm -rf $(VENV) artifacts/*/ .pytest_cache

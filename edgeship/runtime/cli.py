@@ -56,7 +56,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, threads_list: bool = Fa
     parser.add_argument("--backend", help="litert or onnxruntime (default: the one the artifact's format needs)")
     parser.add_argument("--delegate", help="litert delegate: xnnpack, no-xnnpack, edgetpu, gpu, or a delegate library path")
     parser.add_argument("--delegate-option", action="append", metavar="KEY=VALUE", help="an option for the delegate library (repeatable)")
-    parser.add_argument("--provider", help="onnxruntime execution providers, comma-separated: cuda, tensorrt, openvino, coreml, nnapi, xnnpack, cpu")
+    parser.add_argument("--provider", help="onnxruntime execution providers, comma-separated: cuda, tensorrt, openvino, coreml, nnapi, xnnpack, directml, cpu")
     if threads_list:
         parser.add_argument("--threads", default="1", help="thread counts to bench, comma-separated (default: 1)")
     else:
