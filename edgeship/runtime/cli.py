@@ -54,7 +54,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, threads_list: bool = Fa
     parser.add_argument("--artifact", help="the bundle's artifact to run (default: the best one an installed backend runs)"
                         + ("; comma-separated for several" if threads_list else ""))
     parser.add_argument("--backend", help="litert or onnxruntime (default: the one the artifact's format needs)")
-    parser.add_argument("--delegate", help="litert delegate: xnnpack, no-xnnpack, edgetpu, gpu, or a delegate library path")
+    parser.add_argument("--delegate", help="litert delegate: xnnpack, no-xnnpack, edgetpu, gpu, or a delegate library path"
+                        + ("; comma-separated to compare several (e.g. xnnpack,no-xnnpack)" if threads_list else ""))
     parser.add_argument("--delegate-option", action="append", metavar="KEY=VALUE", help="an option for the delegate library (repeatable)")
     parser.add_argument("--provider", help="onnxruntime execution providers, comma-separated: cuda, tensorrt, openvino, coreml, nnapi, xnnpack, directml, cpu")
     if threads_list:
@@ -144,12 +145,16 @@ def run_bench(args: argparse.Namespace) -> list[Any]:
         check_writable(args.json)
     options = load_options(args)
     options.pop("delegate_options")
+    # Several delegates (e.g. xnnpack,no-xnnpack) are one more bench dimension, like threads and batch.
+    delegates = [name.strip() for name in options.pop("delegate").split(",")] if options["delegate"] else [None]
     artifacts = [name.strip() for name in args.artifact.split(",")] if args.artifact else None
-    rows = bench_model(
-        args.model, artifacts=artifacts, threads=parse_positive_list(args.threads, "--threads"),
-        batches=parse_positive_list(args.batch, "--batch"), seconds=args.seconds,
-        progress=lambda line: print(line, file=sys.stderr, flush=True), **options,
-    )
+    threads, batches = parse_positive_list(args.threads, "--threads"), parse_positive_list(args.batch, "--batch")
+    rows = []
+    for delegate in delegates:
+        rows += bench_model(
+            args.model, artifacts=artifacts, threads=threads, batches=batches, seconds=args.seconds, delegate=delegate,
+            progress=lambda line: print(line, file=sys.stderr, flush=True), **options,
+        )
     print(format_bench_table(rows))
     check_runnable(rows)
     if args.json:

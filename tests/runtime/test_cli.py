@@ -54,6 +54,16 @@ def test_selftest_backends_and_bench(bundle_path, tmp_path, capsys):
     assert len(json.loads(out.read_text())["rows"]) == 4
 
 
+def test_bench_compares_delegates_as_one_more_dimension(bundle_path, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", str(bundle_path), "--artifact", "tflite-fp32", "--delegate", "xnnpack,no-xnnpack",
+                 "--batch", "1,8", "--seconds", "0.02", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert sorted((row["accelerator"], row["batch"]) for row in rows) == [
+        ("no-xnnpack", 1), ("no-xnnpack", 8), ("xnnpack", 1), ("xnnpack", 8)
+    ]
+
+
 @pytest.mark.parametrize(
     "argv, code, words",
     [
