@@ -146,7 +146,8 @@ def run_bench(args: argparse.Namespace) -> list[Any]:
     options = load_options(args)
     options.pop("delegate_options")
     # Several delegates (e.g. xnnpack,no-xnnpack) are one more bench dimension, like threads and batch.
-    delegates = [name.strip() for name in options.pop("delegate").split(",")] if options["delegate"] else [None]
+    delegate_names = options.pop("delegate")
+    delegates = [name.strip() for name in delegate_names.split(",")] if delegate_names else [None]
     artifacts = [name.strip() for name in args.artifact.split(",")] if args.artifact else None
     threads, batches = parse_positive_list(args.threads, "--threads"), parse_positive_list(args.batch, "--batch")
     rows = []
