@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ class ModelCard:
     dataset: str = ""
     architecture: str = ""
     seed: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -42,7 +41,6 @@ class ModelCard:
             dataset=raw.get("dataset", ""),
             architecture=raw.get("architecture", ""),
             seed=raw.get("seed"),
-            extra=raw.get("extra", {}),
         )
 
 

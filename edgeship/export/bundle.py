@@ -123,7 +123,7 @@ def export_bundle(
     input_shape = fitted_input_shape(classifier, data.image_shape, data.name)
     input_spec = _input_spec(classifier, card, input_shape, input_scale, model_path)
     class_names = _labels(classifier, card, data, labels, model_path)
-    x_train, _, x_test, y_test, label_note = _classes_in_model(data, classifier.classes)
+    x_train, x_test, y_test, label_note = _classes_in_model(data, classifier.classes)
     if calibration_images > len(x_train):
         raise UsageError(
             f"--calibration-images {calibration_images} is more than the {len(x_train)} training images of "
@@ -239,16 +239,16 @@ def _labels(classifier: LoadedClassifier, card: Any, data: Any, labels: list[str
     return [str(index) for index in range(classifier.classes)]
 
 
-def _classes_in_model(data: Any, classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str | None]:
+def _classes_in_model(data: Any, classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str | None]:
     """The dataset's images whose labels the model can output (a 5-class model on MNIST keeps digits 0-4)."""
     if int(max(data.y_train.max(), data.y_test.max())) < classes:
-        return data.x_train, data.y_train, data.x_test, data.y_test, None
+        return data.x_train, data.x_test, data.y_test, None
     keep_train, keep_test = data.y_train < classes, data.y_test < classes
     if not keep_train.any() or not keep_test.any():
         raise DatasetError(f"dataset {data.name} has no images with labels 0..{classes - 1}; use the model's own dataset")
     note = f"labels 0..{classes - 1} of {data.name}'s {len(data.class_names)} (the model has {classes} classes)"
     log.warning("the model has %d classes: using only %s", classes, note)
-    return data.x_train[keep_train], data.y_train[keep_train], data.x_test[keep_test], data.y_test[keep_test], note
+    return data.x_train[keep_train], data.x_test[keep_test], data.y_test[keep_test], note
 
 
 def _keras_reference(

@@ -12,7 +12,7 @@ import zipfile
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -81,7 +81,6 @@ def selftest_bundle(
     backend: str | None = None,
     verify: bool = True,
     gates: dict[str, Gate] | None = None,
-    progress: Callable[[str], None] | None = None,
 ) -> SelftestReport:
     """Run every artifact this machine can load on the golden images and judge it against the golden probabilities."""
     bundle = Path(bundle)
@@ -109,8 +108,6 @@ def selftest_bundle(
         failures = judge(gate, agreement, max_abs_diff)
         rows.append(SelftestRow(artifact.name, artifact.precision, "fail" if failures else "pass", backend_name,
                                 len(images), agreement, max_abs_diff, failures))
-        if progress:
-            progress(f"  {artifact.name}: {rows[-1].status}")
     return SelftestReport(str(bundle), rows)
 
 

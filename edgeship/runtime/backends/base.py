@@ -92,10 +92,9 @@ class Runner(abc.ABC):
     def __exit__(self, *exc_info: object) -> None:
         self.release()
 
-    def infer(self, batch: np.ndarray, check_inputs: bool = True) -> np.ndarray:
-        """Run a batch already in the model's dtype and shape; returns the raw output (N, ...)."""
-        if check_inputs:
-            self.check_input(batch)
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Run a batch already in the model's dtype and shape (checked first); returns the raw output (N, ...)."""
+        self.check_input(batch)
         return self._infer(batch, None)
 
     def infer_converted(self, source: np.ndarray, convert: Convert | None) -> np.ndarray:
