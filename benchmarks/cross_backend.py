@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -20,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def p50(rows: list[dict], artifact: str, batch: int, threads: int | None = 1) -> float | None:
     for row in rows:
-        if row["status"] == "ok" and row["artifact"] == artifact and row["batch"] == batch and row["threads"] in (threads, None):
+        if row["status"] == "pass" and row["artifact"] == artifact and row["batch"] == batch and row["threads"] in (threads, None):
             return row["p50_ms"]
     return None
 
@@ -32,9 +33,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from edgeship.bench import bench_bundle
+    from edgeship.runtime.options import BenchOptions, ModelOptions
     from edgeship.data import load_dataset
     from edgeship.export import export_bundle
-    from edgeship.runtime.bench import BenchRow, format_bench_table
+    from edgeship.runtime.bench import BenchRow, format_bench_table, machine_info
     from edgeship.train import train_model
 
     dataset = load_dataset("mnist-sample")
@@ -44,10 +46,9 @@ def main() -> None:
         run = root / architecture
         trained = train_model(architecture, dataset, epochs=5, seed=0, out=run, progress=False)
         exported = export_bundle(trained.model_path, run / "bundle", dataset=dataset, say=lambda line: None)
-        payload = bench_bundle(run / "bundle", threads=[1, 2], batches=[1, 32, 256], seconds=args.seconds,
-                               keras_model=trained.model_path, progress=lambda line: None)
-        rows = payload["rows"]
-        sizes = {a.name: a.bytes for a in exported.manifest.artifacts if a.ok}
+        rows = [asdict(row) for row in bench_bundle(ModelOptions(run / "bundle", threads=[1, 2]), BenchOptions([1, 32, 256], args.seconds),
+                                                    keras_model=trained.model_path, progress=lambda line: None)]
+        sizes = {a.name: a.bytes for a in exported.manifest.artifacts if a.has_file}
         keras_single = p50(rows, "keras", 1, None)
         ratios = {
             "int8_size_vs_fp32": round(sizes["tflite-int8"] / sizes["tflite-fp32"], 3),
@@ -62,8 +63,9 @@ def main() -> None:
         print(f"\n## {architecture} ({trained.metrics['parameters']:,} parameters, test accuracy {trained.metrics['test_accuracy']:.4f})\n")
         print(format_bench_table([BenchRow(**row) for row in rows]))
         print("\n" + "\n".join(f"- {name}: {value}" for name, value in ratios.items()))
-    print(f"\nmachine: {payload['machine']['cpu']}, {payload['machine']['cpu_count']} cores, {payload['machine']['platform']}")
-    print(json.dumps({"benchmark": "cross_backend", "machine": payload["machine"]["cpu"], **summary}))
+    machine = machine_info()
+    print(f"\nmachine: {machine['cpu']}, {machine['cpu_count']} cores, {machine['platform']}")
+    print(json.dumps({"benchmark": "cross_backend", "machine": machine["cpu"], **summary}))
 
 
 if __name__ == "__main__":

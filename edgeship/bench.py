@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 from edgeship.errors import EdgeshipError
 from edgeship.manifest import Manifest, load_manifest
 from edgeship.reference import KerasReference
-from edgeship.runtime.bench import BenchRow, bench_callable, bench_model, bench_payload, golden_images
+from edgeship.runtime.bench import BenchRow, bench_callable, bench_options, golden_images
+from edgeship.runtime.options import BenchOptions, ModelOptions
 
 log = logging.getLogger(__name__)
 
@@ -36,22 +37,26 @@ def keras_rows(model_path: Path, manifest: Manifest, images: np.ndarray, batches
 
 
 def bench_bundle(
-    bundle: str | Path,
-    threads: list[int],
-    batches: list[int],
-    seconds: float = 1.0,
+    model: ModelOptions,
+    bench: BenchOptions,
+    keras: bool = True,
     keras_model: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """Every artifact × backend × threads × batch through the runtime, and the Keras reference; the bench JSON payload."""
-    bundle = Path(bundle)
-    manifest = load_manifest(bundle)
+) -> list[BenchRow]:
+    """Every artifact x backend x delegate x threads x batch through the runtime, after the Keras reference rows.
+
+    keras=True adds the source model's rows: `keras_model`, else the one the bundle's manifest records
+    (left out with a warning when it has moved).
+    """
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
-    rows = bench_model(bundle, threads=threads, batches=batches, seconds=seconds, progress=say)
-    if keras_model is not None:
-        say("  keras reference")
-        rows = keras_rows(Path(keras_model), manifest, golden_images(bundle), batches, seconds) + rows
-    return bench_payload(rows)
+    rows: list[BenchRow] = []
+    if keras:
+        manifest = load_manifest(model.model)
+        source = Path(keras_model) if keras_model else source_model_or_none(model.model, manifest)
+        if source is not None:
+            say("  keras reference")
+            rows += keras_rows(source, manifest, golden_images(model.model), bench.batches, bench.seconds)
+    return rows + bench_options(model, bench, progress=say)
 
 
 def source_model_or_none(bundle: Path, manifest: Manifest) -> Path | None:

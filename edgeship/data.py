@@ -29,7 +29,7 @@ FASHION_NAMES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]
-NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+DATASET_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte",
     "y_train": "train-labels-idx1-ubyte",
@@ -82,7 +82,7 @@ def load_dataset(name_or_path: str | os.PathLike) -> Dataset:
         return _checked(str(path.resolve()), _read_idx_folder(path), None, f"IDX files in {path.resolve()}")
     if path.is_file():
         if path.suffix.lower() != ".npz":
-            raise DatasetError(f"{path} is not an .npz file; give a .npz with {', '.join(NPZ_KEYS)} or a folder of IDX files")
+            raise DatasetError(f"{path} is not an .npz file; give a .npz with {', '.join(DATASET_ARRAYS)} or a folder of IDX files")
         arrays = _read_npz(path)
         class_names = arrays.pop("class_names", None)
         return _checked(str(path.resolve()), arrays, class_names, f"npz file {path.resolve()}")
@@ -184,11 +184,11 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             arrays = {key: archive[key] for key in archive.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise DatasetError(f"cannot read {path} as an .npz file ({exc}); give a file saved with numpy.savez") from exc
-    missing = [key for key in NPZ_KEYS if key not in arrays]
+    missing = [key for key in DATASET_ARRAYS if key not in arrays]
     if missing:
         found = ", ".join(sorted(arrays)) or "no arrays"
         raise DatasetError(
-            f"{path} lacks the arrays {', '.join(missing)} (it has {found}); expected {', '.join(NPZ_KEYS)} as in Keras' mnist.npz"
+            f"{path} lacks the arrays {', '.join(missing)} (it has {found}); expected {', '.join(DATASET_ARRAYS)} as in Keras' mnist.npz"
         )
     return arrays
 

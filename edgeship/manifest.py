@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from edgeship.errors import BundleError
+from edgeship.runtime.status import HAS_RESULT, LEGACY, STATUSES
 
-SCHEMA = "edgeship.bundle/1"
+SCHEMA = "edgeship.bundle/2"
+READABLE_SCHEMAS = ("edgeship.bundle/1", SCHEMA)
+"""Schema 2 speaks the one status vocabulary (edgeship.runtime.status); schema 1's ok/failed are read as pass/error."""
 RAW_PIXEL_SCALE = 1.0 / 255.0
 """x = raw / 255: the scaling our models train with, and the default for a model without a card."""
 MANIFEST_NAME = "manifest.json"
 
 FORMATS = ("tflite", "onnx", "edgetpu")
-STATUSES = ("ok", "failed", "skipped")
 
 
 @dataclass
@@ -44,11 +46,10 @@ class InputSpec:
         return asdict(self)
 
     def to_model_input(self, raw: Any, input_shape: tuple[int, ...]) -> Any:
-        """Raw pixels -> the float32 tensor a float model takes: (raw * scale - mean) / std, reshaped to (N, *input_shape)."""
-        import numpy as np
+        """Raw pixels -> the float32 batch a float model takes, shaped (N, *input_shape): see runtime.preprocess."""
+        from edgeship.runtime.preprocess import to_model_input
 
-        scaled = (np.asarray(raw).astype(np.float32) * np.float32(self.scale) - np.float32(self.mean)) / np.float32(self.std)
-        return scaled.reshape((len(scaled), *input_shape))
+        return to_model_input(raw, self, input_shape)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "input") -> "InputSpec":
@@ -122,8 +123,9 @@ class Artifact:
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def ok(self) -> bool:
-        return self.status == "ok"
+    def has_file(self) -> bool:
+        """Exported: the file is in the bundle (its parity passed, failed or could not be measured here)."""
+        return self.status in HAS_RESULT
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -131,12 +133,14 @@ class Artifact:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str) -> "Artifact":
         _require(raw, ("name", "status", "format", "precision"), where)
+        if isinstance(raw["status"], str):
+            raw = {**raw, "status": LEGACY.get(raw["status"], raw["status"])}
         if raw["status"] not in STATUSES:
             raise BundleError(f"{where}.status must be one of {', '.join(STATUSES)}, got {raw['status']!r}")
         if raw["format"] not in FORMATS:
             raise BundleError(f"{where}.format must be one of {', '.join(FORMATS)}, got {raw['format']!r}")
         values = {key: raw[key] for key in raw if key in cls.__dataclass_fields__}
-        if raw["status"] == "ok":
+        if raw["status"] in HAS_RESULT:
             _require(raw, ("file", "bytes", "sha256", "input", "output"), where)
             values["file"] = check_relative_file(raw["file"], f"{where}.file")
             check_sha256(raw["sha256"], f"{where}.sha256")
@@ -177,9 +181,9 @@ class Manifest:
         if not isinstance(raw, dict):
             raise BundleError("manifest.json must hold a JSON object; re-export the bundle")
         schema = raw.get("schema")
-        if schema != SCHEMA:
+        if schema not in READABLE_SCHEMAS:
             raise BundleError(
-                f"manifest.json has schema {schema!r}, this edgeship reads {SCHEMA!r}; "
+                f"manifest.json has schema {schema!r}, this edgeship reads {' and '.join(READABLE_SCHEMAS)}; "
                 "re-export the bundle with this version or upgrade edgeship"
             )
         _require(raw, ("labels", "input", "artifacts"), "manifest")

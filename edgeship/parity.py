@@ -20,9 +20,11 @@ import numpy as np
 from edgeship.errors import BundleError, DatasetError, EdgeshipError, GateFailedError, ModelError
 from edgeship.files import sha256_file
 from edgeship.manifest import Manifest, load_manifest
-from edgeship.compare import Comparison, compare, judge
+from edgeship.runtime.compare import Comparison, compare, judge
 from edgeship.reference import KerasReference
 from edgeship.runtime.gates import Gate, gate_for
+from edgeship.runtime.status import FAIL, PASS, label
+from edgeship.runtime.tables import cell, markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,9 @@ class ParityRow:
     first_divergent_layer: dict[str, Any] | None = None
 
     @property
-    def symbol(self) -> str:
-        return {"pass": "✅", "fail": "❎", "not-exported": "❌"}[self.status]
+    def verdict(self) -> str:
+        """The status with its symbol and reason, e.g. `❌ fail: agreement 97.00% < 99.00%`."""
+        return label(self.status, "; ".join(self.failures) if self.failures else self.reason)
 
 
 def source_model_path(bundle: Path, manifest: Manifest, override: str | Path | None = None) -> Path:
@@ -79,7 +82,7 @@ def _diagnose_int8(bundle: Path, manifest: Manifest, artifact: Any, images: np.n
     from edgeship.manifest import resolve_in_bundle
     from edgeship.quantdebug import first_divergent_layer, layer_errors
 
-    fp32 = next((a for a in manifest.artifacts if a.ok and a.format == "tflite" and a.precision == "fp32"), None)
+    fp32 = next((a for a in manifest.artifacts if a.has_file and a.format == "tflite" and a.precision == "fp32"), None)
     if fp32 is None:
         log.warning("no tflite-fp32 artifact in the bundle to compare %s with, layer by layer", artifact.name)
         return None
@@ -103,7 +106,7 @@ class VerifyReport:
 
     @property
     def passed(self) -> bool:
-        return all(row.status != "fail" for row in self.rows)
+        return all(row.status != FAIL for row in self.rows)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,8 +144,9 @@ def verify_bundle(
     reference = KerasReference(source_model_path(bundle, manifest, model_path), manifest).predict_proba(images)
     rows = []
     for artifact in manifest.artifacts:
-        if not artifact.ok:
-            rows.append(ParityRow(artifact.name, artifact.format, artifact.precision, "not-exported", reason=artifact.reason))
+        if artifact.status not in (PASS, FAIL):
+            # Not exported (error, skipped), or a file only its accelerator runs (unchecked): nothing to measure here.
+            rows.append(ParityRow(artifact.name, artifact.format, artifact.precision, artifact.status, reason=artifact.reason))
             continue
         say(f"  {artifact.name} on {len(images)} test images")
         started = time.perf_counter()
@@ -151,7 +155,7 @@ def verify_bundle(
         gate = (gates or {}).get(artifact.precision) or gate_for(artifact.precision)
         failures = judge(comparison, gate)
         row = ParityRow(
-            artifact.name, artifact.format, artifact.precision, "fail" if failures else "pass",
+            artifact.name, artifact.format, artifact.precision, FAIL if failures else PASS,
             comparison=comparison, failures=failures, seconds=round(time.perf_counter() - started, 3),
         )
         if failures and artifact.format == "tflite" and artifact.precision == "int8":
@@ -162,30 +166,25 @@ def verify_bundle(
 
 def format_table(report: VerifyReport) -> str:
     """The verify table as Markdown, one row an artifact."""
-    lines = [
-        f"Keras reference accuracy: {report.reference_accuracy:.4f} on {report.images} images of {report.dataset}",
-        "",
-        "| artifact | precision | accuracy | Δ acc (pp) | agreement | max abs Δp | mean abs Δp | worst class (pp) | status |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    rows = []
     for row in report.rows:
         c = row.comparison
-        if c is None:
-            lines.append(f"| {row.artifact} | {row.precision} | – | – | – | – | – | – | {row.symbol} {row.reason or ''} |")
-            continue
-        verdict = row.symbol + (" " + "; ".join(row.failures) if row.failures else "")
-        lines.append(
-            f"| {row.artifact} | {row.precision} | {c.accuracy:.4f} | {c.accuracy_delta_pp:+.2f} | {c.agreement:.2%} | "
-            f"{c.max_abs_diff:.2e} | {c.mean_abs_diff:.2e} | {c.worst_class} ({c.worst_class_delta_pp:+.1f}) | {verdict} |"
-        )
-    return "\n".join(lines)
+        figures = [None] * 6 if c is None else [
+            cell(c.accuracy, ".4f"), cell(c.accuracy_delta_pp, "+.2f"), cell(c.agreement, ".2%"), cell(c.max_abs_diff, ".2e"),
+            cell(c.mean_abs_diff, ".2e"), f"{c.worst_class} ({c.worst_class_delta_pp:+.1f})",
+        ]
+        rows.append((row.artifact, row.precision, *figures, row.verdict))
+    table = markdown_table(
+        ("artifact", "precision", "accuracy", "Δ acc (pp)", "agreement", "max abs Δp", "mean abs Δp", "worst class (pp)", "status"), rows
+    )
+    return f"Keras reference accuracy: {report.reference_accuracy:.4f} on {report.images} images of {report.dataset}\n\n{table}"
 
 
 def raise_if_failed(report: VerifyReport) -> None:
     """GateFailedError naming every failing artifact and its numbers."""
     failing = []
     for row in report.rows:
-        if row.status != "fail":
+        if row.status != FAIL:
             continue
         text = f"{row.artifact}: {', '.join(row.failures)}"
         layer = row.first_divergent_layer

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.runtime.preprocess import quantize_input, to_model_input
+
 from edgeship.manifest import InputSpec
 
 IDEAL_RMSE_OVER_SCALE = 1 / math.sqrt(12)
@@ -43,11 +45,10 @@ def layer_errors(fp32_path: Path, int8_path: Path, images: np.ndarray, spec: Inp
     input_scale, input_zero_point = quantized_input["quantization"]
     errors: dict[tuple[int, str, str], list[float]] = {}
     for image in images:
-        scaled = spec.to_model_input(image[None], tuple(float_input["shape"][1:]))
+        scaled = to_model_input(image[None], spec, tuple(float_input["shape"][1:]))
         float_model.set_tensor(float_input["index"], scaled)
-        info = np.iinfo(quantized_input["dtype"])
-        quantized = np.clip(np.round(scaled / input_scale + input_zero_point), info.min, info.max)
-        quantized_model.set_tensor(quantized_input["index"], quantized.astype(quantized_input["dtype"]).reshape(quantized_input["shape"]))
+        quantized = quantize_input(image[None], spec, tuple(float_input["shape"][1:]), input_scale, input_zero_point, quantized_input["dtype"])
+        quantized_model.set_tensor(quantized_input["index"], quantized.reshape(quantized_input["shape"]))
         float_model.invoke()
         quantized_model.invoke()
         for op in quantized_model._get_ops_details():

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgeship.manifest import Manifest
-from edgeship.runtime.classifier import softmax
+from edgeship.runtime.postprocess import softmax
 from edgeship.native import import_keras_quietly, native_output_to_log
 
 KERAS_BATCH = 256

@@ -355,7 +355,7 @@ def ensure_bundle(bundle: Path | None, out: Path, log: Path) -> Path:
 def bundle_tflite_artifacts(bundle: Path) -> list[str]:
     """The bundle's TFLite artifacts that exported fine."""
     manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
-    return [a["name"] for a in manifest["artifacts"] if a.get("format") == "tflite" and a.get("status") == "ok"]
+    return [a["name"] for a in manifest["artifacts"] if a.get("format") == "tflite" and a.get("status") == "pass"]
 
 
 def compare(x86: dict[str, Any], arm64: dict[str, Any], min_agreement: float) -> dict[str, Any]:
@@ -418,7 +418,7 @@ def predictions(python: HostPython | Emulator, bundle: Path, artifact: str, imag
 
 def emulated_latency(bench: Path) -> dict[str, dict[str, Any]]:
     """Single-image p50 per artifact from the emulated bench JSON (the fewest threads measured)."""
-    rows = [row for row in json.loads(bench.read_text(encoding="utf-8"))["rows"] if row["status"] == "ok" and row["batch"] == 1]
+    rows = [row for row in json.loads(bench.read_text(encoding="utf-8"))["rows"] if row["status"] == "pass" and row["batch"] == 1]
     latency = {}
     for row in sorted(rows, key=lambda row: row["threads"] or 0, reverse=True):
         latency[row["artifact"]] = {"p50_ms": row["p50_ms"], "p90_ms": row["p90_ms"], "threads": row["threads"], "batch": 1}
@@ -432,7 +432,7 @@ def probe_unsupported(root: Path, qemu: str, cpu: str, wheel: Path, bundle: Path
     for extra, (backend, file_format) in PROBES.items():
         site = work / f"site-{extra}"
         versions, _ = install_runtime(wheel, extra, site, wheels, log)
-        artifact = next((a["name"] for a in manifest["artifacts"] if a.get("format") == file_format and a.get("status") == "ok"), None)
+        artifact = next((a["name"] for a in manifest["artifacts"] if a.get("format") == file_format and a.get("status") == "pass"), None)
         arguments = ["predict", str(bundle), str(images), "--artifact", artifact, "--backend", backend, "--json"] if artifact else ["backends", "--json"]
         outcome = runtime_cli(Emulator(qemu, cpu, root, site), arguments, f"edgeship[{extra}] under qemu", log)
         findings[extra] = {

@@ -12,7 +12,7 @@ import pytest
 
 from edgeship.errors import GateFailedError, UsageError
 from edgeship.files import sha256_file
-from edgeship.compare import compare, judge
+from edgeship.runtime.compare import compare, judge
 from edgeship.parity import format_table, raise_if_failed, verify_bundle
 from edgeship.runtime.gates import Gate, gate_for, parse_gate_overrides
 
@@ -34,9 +34,9 @@ def test_every_exported_artifact_passes_its_gate(good_report):
     int8 = by_name["tflite-int8"].comparison
     assert int8.agreement >= 0.99 and abs(int8.accuracy_delta_pp) <= 0.5
     assert np.array(int8.confusion_matrix).sum() == 1000
-    assert by_name["edgetpu"].status == "not-exported" and "edgetpu_compiler" in by_name["edgetpu"].reason
+    assert by_name["edgetpu"].status == "skipped" and "edgetpu_compiler" in by_name["edgetpu"].reason
     table = format_table(good_report)
-    assert "| tflite-int8 | int8 |" in table and "✅" in table and "❌" in table
+    assert "| tflite-int8 | int8 |" in table and "✅ pass" in table and "⏭️ skipped: " in table and "❌" not in table
 
 
 def test_compare_counts_disagreements_and_class_losses():
@@ -81,9 +81,14 @@ def blank_calibrated_bundle(tmp_path_factory, mlp_bundle, mlp_run):
     int8_path = bundle / manifest.artifact("tflite-int8").file
     export_tflite_int8(keras.saving.load_model(mlp_run.model_path), int8_path, options)
     raw = json.loads((bundle / "manifest.json").read_text())
+    from edgeship.runtime.backends import create_runner
+
+    with create_runner(int8_path, "tflite") as runner:
+        tensors = {"input": runner.input.to_dict(), "output": runner.output.to_dict()}
     for artifact in raw["artifacts"]:
         if artifact["name"] == "tflite-int8":
             artifact["sha256"], artifact["bytes"] = sha256_file(int8_path), int8_path.stat().st_size
+            artifact.update(tensors)
     raw["source_model"]["file"] = str(mlp_run.model_path)
     (bundle / "manifest.json").write_text(json.dumps(raw))
     return bundle
@@ -107,7 +112,7 @@ def test_verify_command_exits_1_naming_the_failing_artifact(blank_calibrated_bun
     )
     assert result.returncode == 1, result.stderr
     assert "parity gate failed for tflite-int8" in result.stderr.splitlines()[-1]
-    assert "❎" in result.stdout
+    assert "❌ fail" in result.stdout
     saved = json.loads((tmp_path / "v.json").read_text())
     assert {row["artifact"]: row["status"] for row in saved["rows"]}["tflite-int8"] == "fail"
 

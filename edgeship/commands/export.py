@@ -5,23 +5,23 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from fractions import Fraction
 from typing import Any
 
 HELP = "export a .keras classifier to TFLite/ONNX/Edge TPU files in a bundle with manifest.json and parity figures"
 
-FORMAT_NAMES = "tflite-fp32, tflite-fp16, tflite-dynamic, tflite-int8, onnx, onnx-int8, edgetpu"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from edgeship.export.registry import FORMATS
+    from edgeship.runtime.options import positive_number
+
     parser.add_argument("model", help="the .keras model file (a card model.edgeship.json beside it supplies labels and scaling)")
-    parser.add_argument("--formats", help=f"comma-separated formats (default: all): {FORMAT_NAMES}")
+    parser.add_argument("--formats", help=f"comma-separated formats (default: all): {', '.join(FORMATS)}")
     parser.add_argument("--out", help="bundle folder to write or replace (default: 'bundle' beside the model)")
     parser.add_argument("--dataset", help="calibration and parity data: mnist-sample, mnist, fashion_mnist or a path (default: the card's, else mnist-sample)")
     parser.add_argument("--calibration-images", type=int, default=300, help="training images to calibrate int8 formats on (default: 300)")
     parser.add_argument("--seed", type=int, default=0, help="seed for choosing the calibration images (default: 0)")
     parser.add_argument(
-        "--input-scale", type=parse_scale,
+        "--input-scale", type=positive_number,
         help="raw pixel -> model input factor for a model without a card, e.g. 1/255 (default: 1/255; 1.0 when the model starts with Rescaling)",
     )
     parser.add_argument("--labels", help="comma-separated class names for a model without a card (default: the dataset's)")
@@ -38,17 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="let Keras load a model that runs Python code stored in the file (Lambda layers): "
         "loading a malicious file can run any command as you, so this is only for files you trust",
     )
-
-
-def parse_scale(text: str) -> float:
-    """A positive number or fraction, e.g. 0.00392 or 1/255."""
-    try:
-        value = float(Fraction(text.strip()))
-    except (ValueError, ZeroDivisionError) as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number or fraction like 1/255") from exc
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-    return value
 
 
 class ProgressLine:
@@ -87,24 +76,18 @@ class ProgressLine:
 
 
 def format_table(rows: list[Any]) -> str:
-    """The summary as a Markdown table: one row a format."""
-    lines = [
-        "| format | status | bytes | accuracy | agreement | max abs Δp | export s | reason |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
-    ]
-    for row in rows:
-        cells = [
-            row.format,
-            row.status,
-            f"{row.bytes:,}" if row.bytes is not None else "–",
-            f"{row.accuracy:.4f}" if row.accuracy is not None else "–",
-            f"{row.agreement:.2%}" if row.agreement is not None else "–",
-            f"{row.max_abs_diff:.2e}" if row.max_abs_diff is not None else "–",
-            f"{row.export_seconds:.2f}" if row.export_seconds is not None else "–",
-            (row.reason or "").replace("|", "/"),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    """The summary as a Markdown table: one row an artifact."""
+    from edgeship.runtime.status import label
+    from edgeship.runtime.tables import cell, markdown_table
+
+    return markdown_table(
+        ("artifact", "status", "bytes", "accuracy", "agreement", "max abs Δp", "export s"),
+        [
+            (row.artifact, label(row.status, row.reason), cell(row.bytes, ","), cell(row.accuracy, ".4f"),
+             cell(row.agreement, ".2%"), cell(row.max_abs_diff, ".2e"), cell(row.export_seconds, ".2f"))
+            for row in rows
+        ],
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -141,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(result.rows))
     print(f"wrote {result.bundle}/manifest.json")
     if result.failed:
-        names = ", ".join(row.format for row in result.failed)
+        names = ", ".join(row.artifact for row in result.failed)
         raise ExportError(
             f"{len(result.failed)} of {len(result.rows)} formats failed ({names}); the others are in {result.bundle}"
         )

@@ -29,11 +29,12 @@ def run(args: argparse.Namespace) -> int:
     from edgeship.export.registry import parse_formats
     from edgeship.files import atomic_write_json, check_writable, ensure_directory
     from edgeship.parity import format_table, raise_if_failed, verify_bundle
-    from edgeship.runtime.cli import parse_positive_list
+    from edgeship.runtime.bench import bench_payload
+    from edgeship.runtime.options import BenchOptions, ModelOptions, positive_list
     from edgeship.train.trainer import check_training_options
 
     check_training_options(args.model, args.epochs, args.batch_size)
-    threads, batches = parse_positive_list(args.threads, "--threads"), parse_positive_list(args.batch, "--batch")
+    threads, batches = positive_list(args.threads, "--threads"), positive_list(args.batch, "--batch")
     formats = parse_formats(args.formats)
     if args.max_images is not None and args.max_images < 1:
         raise UsageError(f"--max-images must be at least 1, got {args.max_images}")
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     step(3, "export: " + ", ".join(formats))
     bundle = out / "bundle"
     exported = export_bundle(trained.model_path, bundle, formats=formats, dataset=dataset, seed=args.seed)
-    made = [artifact.name for artifact in exported.manifest.artifacts if artifact.ok]
+    made = [artifact.name for artifact in exported.manifest.artifacts if artifact.has_file]
     print(f"exported {len(made)} of {len(formats)} formats into {bundle}")
 
     step(4, "verify: every artifact against the Keras model")
@@ -69,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(verified))
 
     step(5, f"bench: threads {threads}, batches {batches}")
-    benched = bench_bundle(bundle, threads=threads, batches=batches, seconds=args.bench_seconds, keras_model=trained.model_path)
+    benched = bench_payload(bench_bundle(ModelOptions(bundle, threads=list(threads)), BenchOptions(batches, args.bench_seconds),
+                                         keras_model=trained.model_path))
     atomic_write_json(out / "bench.json", benched)
 
     step(6, "report")
@@ -84,25 +86,26 @@ def run(args: argparse.Namespace) -> int:
 
 def summary_table(manifest: Any, verified: Any, bench_rows: list[dict], batches: list[int]) -> str:
     """One line an artifact: size, parity verdict, and single-thread latency at the smallest and largest batch."""
+    from edgeship.runtime.status import PASS, label
+    from edgeship.runtime.tables import cell, markdown_table
+
     small, large = min(batches), max(batches)
     timing = {
-        (row["artifact"], row["batch"]): row for row in bench_rows if row["status"] == "ok" and row["threads"] in (1, None)
+        (row["artifact"], row["batch"]): row for row in bench_rows if row["status"] == PASS and row["threads"] in (1, None)
     }
     sizes = {artifact.name: artifact.bytes for artifact in manifest.artifacts}
-    lines = [
-        f"| artifact | size (KiB) | accuracy | agreement | parity | p50 batch {small} (ms) | images/s batch {large} |",
-        "|---|---:|---:|---:|---|---:|---:|",
-    ]
+    rows = []
     for row in verified.rows:
         comparison, first, last = row.comparison, timing.get((row.artifact, small)), timing.get((row.artifact, large))
-        cells = [
+        rows.append((
             row.artifact,
-            f"{sizes[row.artifact] / 1024:.0f}" if sizes.get(row.artifact) else "–",
-            f"{comparison.accuracy:.4f}" if comparison else "–",
-            f"{comparison.agreement:.2%}" if comparison else "–",
-            f"{row.symbol} {row.status}",
-            f"{first['p50_ms']:.3f}" if first else "–",
-            f"{last['throughput_ips']:,.0f}" if last else "–",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            cell(sizes[row.artifact] / 1024 if sizes.get(row.artifact) else None, ".0f"),
+            cell(comparison and comparison.accuracy, ".4f"),
+            cell(comparison and comparison.agreement, ".2%"),
+            label(row.status),
+            cell(first and first["p50_ms"], ".3f"),
+            cell(last and last["throughput_ips"], ",.0f"),
+        ))
+    return markdown_table(
+        ("artifact", "size (KiB)", "accuracy", "agreement", "parity", f"p50 batch {small} (ms)", f"images/s batch {large}"), rows
+    )

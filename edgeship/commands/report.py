@@ -18,5 +18,6 @@ def run(args: argparse.Namespace) -> int:
     from edgeship.report import build_report
 
     written = build_report(args.run, merge=args.merge, bundle=args.bundle)
-    print(f"wrote {written['markdown']} ({len(written) - 2} figures)")
+    figures = [name for name, path in written.items() if path.suffix == ".png"]
+    print(f"wrote {written['markdown']} ({len(figures)} figures)")
     return 0

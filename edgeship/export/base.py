@@ -13,8 +13,21 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgeship.errors import ExportError
+from edgeship.errors import ExportError, UsageError
 from edgeship.manifest import InputSpec
+
+MIN_OPSET, MAX_OPSET = 13, 18
+"""The ONNX opsets tf2onnx and our ONNX Runtime quantization are tested with."""
+INT8_IO_TYPES = ("uint8", "int8")
+"""Input/output types of a full-integer TFLite file."""
+
+
+def check_format_options(opset: int, int8_io: str) -> None:
+    """Refuse an ONNX opset or an int8 I/O type that cannot work: the bundle checks before any heavy work, exporters again when called alone."""
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise UsageError(f"--opset {opset} is not supported; choose {MIN_OPSET}..{MAX_OPSET} (default 17)")
+    if int8_io not in INT8_IO_TYPES:
+        raise UsageError(f"--int8-io must be one of {', '.join(INT8_IO_TYPES)}, got {int8_io!r}")
 
 
 ProgressCallback = Callable[[str, int, int], None]

@@ -22,18 +22,18 @@ import numpy as np
 
 from edgeship import __version__
 from edgeship.errors import DatasetError, ModelError, OutputError, UsageError
-from edgeship.export.base import ExportOptions, FormatSkipped, ProgressCallback
+from edgeship.export.base import ExportOptions, FormatSkipped, ProgressCallback, check_format_options
 from edgeship.native import native_output_to_log
 from edgeship.export.keras_model import LoadedClassifier, fitted_input_shape, is_probability_rows, load_classifier
-from edgeship.export.onnx import MAX_OPSET, MIN_OPSET
 from edgeship.export.registry import FORMATS, ExportFormat, parse_formats
-from edgeship.export.tflite import INT8_IO_TYPES
 from edgeship.files import atomic_directory, atomic_write_bytes, atomic_write_json, check_writable, sha256_file
 from edgeship.manifest import MANIFEST_NAME, RAW_PIXEL_SCALE, Artifact, InputSpec, Manifest, TensorSpec
 from edgeship.modelcard import card_path, read_card
-from edgeship.compare import compare
+from edgeship.runtime.compare import compare, judge
+from edgeship.runtime.gates import gate_for
+from edgeship.runtime.status import ERROR, FAIL, PASS, SKIPPED, UNCHECKED
 from edgeship.runtime import Classifier
-from edgeship.runtime.classifier import softmax
+from edgeship.runtime.postprocess import softmax
 from edgeship.runtime.backends.base import TensorInfo
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ KERAS_BATCH = 256
 class SummaryRow:
     """One line of the export table."""
 
-    format: str
+    artifact: str
     status: str
     bytes: int | None
     accuracy: float | None
@@ -77,7 +77,7 @@ class ExportResult:
 
     @property
     def failed(self) -> list[SummaryRow]:
-        return [row for row in self.rows if row.status == "failed"]
+        return [row for row in self.rows if row.status == ERROR]
 
 
 @dataclass
@@ -179,10 +179,7 @@ def _check_options(calibration_images: int, opset: int, int8_io: str, input_scal
     """Refuse option values that cannot work before any heavy work starts."""
     if calibration_images < 1:
         raise UsageError(f"--calibration-images must be at least 1, got {calibration_images}")
-    if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise UsageError(f"--opset {opset} is not supported; choose {MIN_OPSET}..{MAX_OPSET} (default 17)")
-    if int8_io not in INT8_IO_TYPES:
-        raise UsageError(f"--int8-io must be one of {', '.join(INT8_IO_TYPES)}, got {int8_io!r}")
+    check_format_options(opset, int8_io)
     if input_scale is not None and (not np.isfinite(input_scale) or input_scale <= 0):
         raise UsageError(f"--input-scale must be a positive number, got {input_scale}")
 
@@ -275,26 +272,26 @@ def _export_one(
 ) -> Artifact:
     """Export one format, load it in its interpreter and measure parity; a failure becomes a failed artifact."""
     artifact = Artifact(
-        name=export_format.name, status="ok", format=export_format.family, precision=export_format.precision
+        name=export_format.name, status=PASS, format=export_format.family, precision=export_format.precision
     )
     path = staging / export_format.filename
     started = time.perf_counter()
     try:
-        record = export_format.exporter(model, path, options)
+        record = export_format.export(model, path, options)
     except FormatSkipped as exc:
-        return _not_made(artifact, "skipped", str(exc), path)
+        return _not_made(artifact, SKIPPED, str(exc), path)
     except OutputError:
         raise
     except Exception as exc:
         log.debug("%s failed", export_format.name, exc_info=True)
-        return _not_made(artifact, "failed", _reason(exc), path)
+        return _not_made(artifact, ERROR, _reason(exc), path)
     artifact.export_seconds = round(time.perf_counter() - started, 3)
     artifact.file = path.name
     artifact.bytes = path.stat().st_size
     artifact.sha256 = sha256_file(path)
     artifact.details = record.details
-    if not export_format.runnable_here:
-        artifact.details["parity"] = "not measured: this file runs only on its accelerator"
+    if not export_format.parity_measurable:
+        artifact.status, artifact.reason = UNCHECKED, "parity not measured: this file runs only on its accelerator"
         return artifact
     spec = options.input_spec
     try:
@@ -307,7 +304,7 @@ def _export_one(
             info = classifier.runner.info()
     except Exception as exc:
         log.debug("%s does not run", export_format.name, exc_info=True)
-        return _not_made(artifact, "failed", f"exported, but its interpreter cannot run it: {_reason(exc)}", path)
+        return _not_made(artifact, ERROR, f"exported, but its interpreter cannot run it: {_reason(exc)}", path)
     comparison = compare(reference.probabilities, probabilities, reference.labels, class_names)
     artifact.details["interpreter"] = f"{info.package} {info.version}"
     artifact.parity = {
@@ -319,6 +316,9 @@ def _export_one(
         "max_abs_diff": comparison.max_abs_diff,
         "mean_abs_diff": comparison.mean_abs_diff,
     }
+    failures = judge(comparison, gate_for(export_format.precision))
+    if failures:
+        artifact.status, artifact.reason = FAIL, "parity gate missed at export: " + "; ".join(failures)
     return artifact
 
 
@@ -383,7 +383,7 @@ def _tool_versions(artifacts: list[Artifact]) -> dict[str, str]:
             except metadata.PackageNotFoundError:
                 continue
     for artifact in artifacts:
-        if artifact.ok and artifact.details.get("compiler_version"):
+        if artifact.has_file and artifact.details.get("compiler_version"):
             tools["edgetpu_compiler"] = artifact.details["compiler_version"]
     return tools
 
@@ -391,12 +391,12 @@ def _tool_versions(artifacts: list[Artifact]) -> dict[str, str]:
 def _row(artifact: Artifact) -> SummaryRow:
     parity = artifact.parity or {}
     return SummaryRow(
-        format=artifact.name,
+        artifact=artifact.name,
         status=artifact.status,
         bytes=artifact.bytes,
         accuracy=parity.get("accuracy"),
         agreement=parity.get("agreement"),
         max_abs_diff=parity.get("max_abs_diff"),
         export_seconds=artifact.export_seconds,
-        reason=artifact.reason or (None if artifact.parity or not artifact.ok else artifact.details.get("parity")),
+        reason=artifact.reason,
     )

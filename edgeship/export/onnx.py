@@ -14,14 +14,13 @@ from typing import Any
 
 from edgeship import __version__
 from edgeship.errors import ExportError, missing_extra
-from edgeship.export.base import ExportOptions, ExportRecord
+from edgeship.export.base import ExportOptions, ExportRecord, check_format_options
 from edgeship.native import native_output_to_log
 from edgeship.files import atomic_write_bytes
 
 
 INPUT_NAME = "image"
 BATCH_DIM = "batch"
-MIN_OPSET, MAX_OPSET = 13, 18
 
 
 def import_tf2onnx() -> Any:
@@ -40,8 +39,7 @@ def convert_to_onnx(model: Any, options: ExportOptions) -> tuple[Any, dict[str, 
     import tensorflow as tf
 
     tf2onnx = import_tf2onnx()
-    if not MIN_OPSET <= options.opset <= MAX_OPSET:
-        raise ExportError(f"opset {options.opset} is not supported; choose {MIN_OPSET}..{MAX_OPSET}")
+    check_format_options(options.opset, options.int8_io)
     signature = [tf.TensorSpec((None, *options.input_shape), tf.float32, name=INPUT_NAME)]
     output_name = options.output_kind
 

@@ -1,22 +1,19 @@
 """The export formats by name: one line a format, naming its family, precision, file name and exporter.
 
-A new format is one exporter module, one line here and its tests. The exporter modules import
-TensorFlow and friends only inside their functions, so reading this registry stays cheap.
+A new format is one exporter module, one line here and its tests. Exporters are named as
+"module:function" and imported when a format is exported, so reading this registry (for `--help`
+and option checks) imports nothing heavy.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from edgeship.errors import UsageError
-from edgeship.export.base import ExportRecord
-from edgeship.export.edgetpu import export_edgetpu
-from edgeship.export.onnx import export_onnx
-from edgeship.export.onnx_int8 import export_onnx_int8
-from edgeship.export.tflite import export_tflite_dynamic, export_tflite_fp16, export_tflite_fp32, export_tflite_int8
 
-Exporter = Callable[..., ExportRecord]
+Exporter = Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -27,20 +24,28 @@ class ExportFormat:
     family: str
     precision: str
     filename: str
-    exporter: Exporter
-    runnable_here: bool = True
+    exporter: str | Exporter
+    parity_measurable: bool = True
+
+    def export(self, *args: Any) -> Any:
+        """Run this format's exporter, importing its module on first use."""
+        exporter = self.exporter
+        if isinstance(exporter, str):
+            module, _, function = exporter.partition(":")
+            exporter = getattr(importlib.import_module(module), function)
+        return exporter(*args)
 
 
 FORMATS: dict[str, ExportFormat] = {
     f.name: f
     for f in (
-        ExportFormat("tflite-fp32", "tflite", "fp32", "model_fp32.tflite", export_tflite_fp32),
-        ExportFormat("tflite-fp16", "tflite", "fp16", "model_fp16.tflite", export_tflite_fp16),
-        ExportFormat("tflite-dynamic", "tflite", "dynamic-int8", "model_dynamic.tflite", export_tflite_dynamic),
-        ExportFormat("tflite-int8", "tflite", "int8", "model_int8.tflite", export_tflite_int8),
-        ExportFormat("onnx", "onnx", "fp32", "model.onnx", export_onnx),
-        ExportFormat("onnx-int8", "onnx", "int8", "model_int8.onnx", export_onnx_int8),
-        ExportFormat("edgetpu", "edgetpu", "int8", "model_int8_edgetpu.tflite", export_edgetpu, runnable_here=False),
+        ExportFormat("tflite-fp32", "tflite", "fp32", "model_fp32.tflite", "edgeship.export.tflite:export_tflite_fp32"),
+        ExportFormat("tflite-fp16", "tflite", "fp16", "model_fp16.tflite", "edgeship.export.tflite:export_tflite_fp16"),
+        ExportFormat("tflite-dynamic", "tflite", "dynamic-int8", "model_dynamic.tflite", "edgeship.export.tflite:export_tflite_dynamic"),
+        ExportFormat("tflite-int8", "tflite", "int8", "model_int8.tflite", "edgeship.export.tflite:export_tflite_int8"),
+        ExportFormat("onnx", "onnx", "fp32", "model.onnx", "edgeship.export.onnx:export_onnx"),
+        ExportFormat("onnx-int8", "onnx", "int8", "model_int8.onnx", "edgeship.export.onnx_int8:export_onnx_int8"),
+        ExportFormat("edgetpu", "edgetpu", "int8", "model_int8_edgetpu.tflite", "edgeship.export.edgetpu:export_edgetpu", parity_measurable=False),
     )
 }
 

@@ -19,12 +19,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from edgeship.export.base import ExportOptions, ExportRecord
+from edgeship.export.base import ExportOptions, ExportRecord, check_format_options
 from edgeship.native import native_output_to_log
-from edgeship.errors import UsageError
 from edgeship.files import atomic_write_bytes
 
-INT8_IO_TYPES = ("uint8", "int8")
 
 
 def write_saved_model(model: Any, folder: Path, input_shape: tuple[int, ...], batch_size: int | None = None) -> None:
@@ -101,8 +99,7 @@ def convert_int8(model: Any, options: ExportOptions, batch_size: int | None = No
     """
     import tensorflow as tf
 
-    if options.int8_io not in INT8_IO_TYPES:
-        raise UsageError(f"--int8-io must be one of {', '.join(INT8_IO_TYPES)}, got {options.int8_io!r}")
+    check_format_options(options.opset, options.int8_io)
     io_type = tf.uint8 if options.int8_io == "uint8" else tf.int8
     inputs = options.calibration_inputs()
 

@@ -16,6 +16,8 @@ import numpy as np
 from edgeship.errors import UsageError
 from edgeship.files import atomic_write_json, atomic_write_text, ensure_directory
 from edgeship.manifest import load_manifest
+from edgeship.runtime.status import LEGACY, PASS, label
+from edgeship.runtime.tables import cell, markdown_table
 
 
 SAMPLE_ARTIFACTS = ("tflite-int8", "onnx")
@@ -41,9 +43,10 @@ def machine_label(machine: dict[str, Any]) -> str:
 
 
 def bench_rows(bench: dict[str, Any]) -> list[dict[str, Any]]:
-    """The rows of one bench JSON, each tagged with its machine's label."""
+    """The measured rows of one bench JSON (schema 1 said ok, 2 says pass), each tagged with its machine's label."""
     label = machine_label(bench.get("machine", {}))
-    return [{**row, "machine_label": label} for row in bench.get("rows", []) if row.get("status", "ok") == "ok"]
+    rows = bench.get("rows", [])
+    return [{**row, "machine_label": label} for row in rows if LEGACY.get(row.get("status", PASS), row.get("status")) == PASS]
 
 
 def build_report(run: str | Path, merge: list[str | Path] | None = None, bundle: str | Path | None = None) -> dict[str, Path]:
@@ -115,7 +118,7 @@ def build_report(run: str | Path, merge: list[str | Path] | None = None, bundle:
         "figures": {name: str(path.relative_to(run)) for name, path in written.items()},
     }
     written["json"] = atomic_write_json(run / "report.json", payload)
-    written["markdown"] = atomic_write_text(run / "report.md", render_markdown(payload, manifest))
+    written["markdown"] = atomic_write_text(run / "report.md", render_markdown(payload))
     return written
 
 
@@ -128,18 +131,18 @@ def _row_label(row: dict[str, Any]) -> str:
 def _sample_prediction(bundle: Path, manifest: Any) -> dict[str, Any] | None:
     """The seed exercise's figure: golden image 0 with the Keras probabilities and those of int8 TFLite and ONNX."""
     from edgeship.runtime import Classifier
-    from edgeship.runtime.selftest import load_golden
+    from edgeship.runtime.bundle import Bundle
 
     if not manifest.golden:
         return None
-    golden = load_golden(bundle)
+    golden = Bundle(bundle, manifest).golden()
     # The first image the Keras model is less than 95% sure of shows more than one bar; else image 0.
     unsure = np.flatnonzero(golden["probabilities"].max(axis=1) < 0.95)
     index = int(unsure[0]) if len(unsure) else 0
     image = golden["images"][index:index + 1]
     rows = [("Keras", golden["probabilities"][index])]
     for name in SAMPLE_ARTIFACTS:
-        artifact = next((a for a in manifest.artifacts if a.name == name and a.ok), None)
+        artifact = next((a for a in manifest.artifacts if a.name == name and a.has_file), None)
         if artifact is None:
             continue
         with Classifier.load(bundle, artifact=name) as classifier:
@@ -147,11 +150,7 @@ def _sample_prediction(bundle: Path, manifest: Any) -> dict[str, Any] | None:
     return {"image": image[0], "rows": rows, "true_label": manifest.labels[int(golden["labels"][index])]}
 
 
-def _cell(value: Any, fmt: str) -> str:
-    return "–" if value is None else format(value, fmt)
-
-
-def render_markdown(payload: dict[str, Any], manifest: Any) -> str:
+def render_markdown(payload: dict[str, Any]) -> str:
     """The report page: model, parity, size, latency and figures, all from `payload` (the JSON twin)."""
     lines = [f"# edgeship report: {Path(payload['run']).name}", ""]
     model = payload["model"]
@@ -159,10 +158,11 @@ def render_markdown(payload: dict[str, Any], manifest: Any) -> str:
         lines += [
             "## Model",
             "",
-            "| architecture | dataset | parameters | epochs | seed | test accuracy | training time |",
-            "|---|---|---|---|---|---|---|",
-            f"| {model['architecture']} | {model['dataset']} | {model['parameters']:,} | {model['epochs']} | {model['seed']} | "
-            f"{model['test_accuracy']:.4f} | {model['training_seconds']:.1f} s |",
+            markdown_table(
+                ("architecture", "dataset", "parameters", "epochs", "seed", "test accuracy", "training time"),
+                [(model["architecture"], model["dataset"], cell(model["parameters"], ","), model["epochs"], model["seed"],
+                  cell(model["test_accuracy"], ".4f"), f"{model['training_seconds']:.1f} s")],
+            ),
             "",
         ]
     figures = payload["figures"]
@@ -171,25 +171,27 @@ def render_markdown(payload: dict[str, Any], manifest: Any) -> str:
     parity = payload["parity"]
     sizes = {artifact["name"]: artifact["bytes"] for artifact in payload["artifacts"]}
     fp32 = sizes.get("tflite-fp32")
+    parity_rows = []
+    for row in parity["rows"]:
+        comparison = row["comparison"] or {}
+        size = sizes.get(row["artifact"])
+        parity_rows.append((
+            row["artifact"], row["precision"], cell(size and size / 1024, ".1f"), cell(size / fp32 if size and fp32 else None, ".0%"),
+            cell(comparison.get("accuracy"), ".4f"), cell(comparison.get("accuracy_delta_pp"), "+.2f"),
+            cell(comparison.get("agreement"), ".2%"), cell(comparison.get("max_abs_diff"), ".2e"),
+            label(row["status"], "; ".join(row["failures"]) or row["reason"]),
+        ))
     lines += [
         "## Parity: every artifact against the Keras model",
         "",
         f"Keras accuracy {parity['reference_accuracy']:.4f} on {parity['images']} test images of {parity['dataset']}.",
         "",
-        "| artifact | precision | size (KiB) | size vs tflite-fp32 | accuracy | Δ acc (pp) | agreement | max abs Δp | status |",
-        "|---|---|---|---|---|---|---|---|---|",
+        markdown_table(
+            ("artifact", "precision", "size (KiB)", "size vs tflite-fp32", "accuracy", "Δ acc (pp)", "agreement", "max abs Δp", "status"),
+            parity_rows,
+        ),
+        "",
     ]
-    for row in parity["rows"]:
-        comparison = row["comparison"] or {}
-        size = sizes.get(row["artifact"])
-        status = {"pass": "✅ pass", "fail": "❎ " + "; ".join(row["failures"]), "not-exported": f"❌ {row['reason']}"}[row["status"]]
-        lines.append(
-            f"| {row['artifact']} | {row['precision']} | {_cell(size and size / 1024, '.1f')} | "
-            f"{_cell(size / fp32 if size and fp32 else None, '.0%')} | {_cell(comparison.get('accuracy'), '.4f')} | "
-            f"{_cell(comparison.get('accuracy_delta_pp'), '+.2f')} | {_cell(comparison.get('agreement'), '.2%')} | "
-            f"{_cell(comparison.get('max_abs_diff'), '.2e')} | {status} |"
-        )
-    lines.append("")
     for key, alt in (("accuracy_vs_size", "accuracy vs size"), ("confusion", "confusion matrix of tflite-int8")):
         if key in figures:
             lines += [f"![{alt}]({figures[key]})", ""]
@@ -201,16 +203,19 @@ def render_markdown(payload: dict[str, Any], manifest: Any) -> str:
             "Peak RSS is the measuring process's high-water mark: on the workstation it includes TensorFlow; "
             "`python -m edgeship.runtime bench` on a slim install gives the device figure.",
             "",
-            "| machine | artifact | backend | threads | batch | p50 (ms) | p90 (ms) | p99 (ms) | images/s | load (s) | peak RSS (MiB) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            markdown_table(
+                ("machine", "artifact", "backend", "threads", "batch", "p50 (ms)", "p90 (ms)", "p99 (ms)", "images/s", "load (s)",
+                 "peak RSS (MiB)"),
+                [
+                    (row["machine_label"], row["artifact"], row["backend"] + (f" {row['accelerator']}" if row.get("accelerator") else ""),
+                     row["threads"] or "default", row["batch"], cell(row["p50_ms"], ".3f"), cell(row["p90_ms"], ".3f"),
+                     cell(row["p99_ms"], ".3f"), cell(row["throughput_ips"], ",.0f"), cell(row.get("load_seconds"), ".3f"),
+                     cell(row.get("peak_rss_mb"), ".0f"))
+                    for row in payload["bench"]
+                ],
+            ),
+            "",
         ]
-        for row in payload["bench"]:
-            lines.append(
-                f"| {row['machine_label']} | {row['artifact']} | {row['backend']}{' ' + row['accelerator'] if row.get('accelerator') else ''} | "
-                f"{row['threads'] or 'default'} | {row['batch']} | {row['p50_ms']:.3f} | {row['p90_ms']:.3f} | {row['p99_ms']:.3f} | "
-                f"{row['throughput_ips']:,.0f} | {_cell(row.get('load_seconds'), '.3f')} | {_cell(row.get('peak_rss_mb'), '.0f')} |"
-            )
-        lines.append("")
         if "latency" in figures:
             lines += [f"![latency]({figures['latency']})", ""]
     if "sample_prediction" in figures:

@@ -21,12 +21,15 @@ import numpy as np
 
 from edgeship.errors import BackendUnavailableError, UsageError
 from edgeship.files import atomic_write_json
-from edgeship.manifest import load_manifest
 from edgeship.runtime.backends import FORMAT_BACKENDS, available_backends, backend_module
+from edgeship.runtime.bundle import Bundle
 from edgeship.runtime.classifier import Classifier
-from edgeship.runtime.selftest import load_golden
+from edgeship.runtime.options import BenchOptions, ModelOptions
+from edgeship.runtime.status import PASS, SKIPPED, label
+from edgeship.runtime.tables import cell, markdown_table
 
-BENCH_SCHEMA = "edgeship.bench/1"
+BENCH_SCHEMA = "edgeship.bench/2"
+"""Version 2 speaks the one status vocabulary (rows: pass/skipped); version 1 rows said ok."""
 
 
 @dataclass
@@ -43,7 +46,7 @@ class Timing:
 
 @dataclass
 class BenchRow:
-    """One measured configuration; status 'skipped' rows carry the reason instead of numbers."""
+    """One measured configuration (status pass); status skipped rows carry the reason instead of numbers."""
 
     artifact: str
     format: str | None
@@ -52,7 +55,7 @@ class BenchRow:
     accelerator: str | None
     threads: int | None
     batch: int
-    status: str = "ok"
+    status: str = PASS
     runs: int | None = None
     p50_ms: float | None = None
     p90_ms: float | None = None
@@ -165,6 +168,7 @@ def bench_model(
     batches: Iterable[int] = (1,),
     delegate: str | None = None,
     providers: list[str] | None = None,
+    delegate_options: dict[str, Any] | None = None,
     seconds: float = 1.0,
     images: np.ndarray | None = None,
     verify: bool = True,
@@ -174,7 +178,7 @@ def bench_model(
     path = Path(bundle_or_file)
     threads, batches = list(threads), list(batches)
     if path.is_dir():
-        manifest = load_manifest(path)
+        manifest = Bundle.open(path).manifest
         names = artifacts or [a.name for a in manifest.artifacts]
         targets = [manifest.artifact(name) for name in names]
         if images is None:
@@ -186,38 +190,50 @@ def bench_model(
     rows: list[BenchRow] = []
     installed = available_backends()
     for artifact in targets:
-        label = artifact.name if artifact else path.name
+        name = artifact.name if artifact else path.name
         if artifact is not None:
             skipped = _skip_reason(artifact, backend, delegate, installed)
             if skipped:
-                rows.append(BenchRow(label, artifact.format, artifact.precision, backend or FORMAT_BACKENDS.get(artifact.format, "?"),
-                                     delegate, None, 0, status="skipped", reason=skipped))
+                rows.append(BenchRow(name, artifact.format, artifact.precision, backend or FORMAT_BACKENDS.get(artifact.format, "?"),
+                                     delegate, None, 0, status=SKIPPED, reason=skipped))
                 continue
         for thread_count in threads:
             started = time.perf_counter()
             options = {"artifact": artifact.name} if artifact else {}
             with Classifier.load(path, backend=backend, threads=thread_count, delegate=delegate, providers=providers,
-                                 verify=verify, **options) as classifier:
+                                 delegate_options=delegate_options, verify=verify, **options) as classifier:
                 load_seconds = time.perf_counter() - started
                 if images is None:
                     images = _blank_images(classifier)
                 info = classifier.info()
                 fields = {
-                    "artifact": label, "format": info["format"], "precision": info["precision"], "backend": info["backend"],
+                    "artifact": name, "format": info["format"], "precision": info["precision"], "backend": info["backend"],
                     "accelerator": info["accelerator"], "threads": thread_count, "load_seconds": round(load_seconds, 4),
                     "file_bytes": classifier.runner.path.stat().st_size, "package": info["package"], "version": info["version"],
                 }
                 for row in bench_callable(classifier.predict, images, batches, seconds, **fields):
                     rows.append(row)
                     if progress:
-                        progress(f"  {label} {row.backend} threads={thread_count} batch={row.batch}: "
+                        progress(f"  {name} {row.backend} threads={thread_count} batch={row.batch}: "
                                  f"p50 {row.p50_ms:.3f} ms, {row.throughput_ips:,.0f} images/s")
+    return rows
+
+
+def bench_options(model: ModelOptions, bench: BenchOptions, progress: Callable[[str], None] | None = None) -> list[BenchRow]:
+    """The rows for parsed command-line options: every artifact x delegate x threads x batch (delegates are one more dimension)."""
+    rows: list[BenchRow] = []
+    for delegate in model.delegates:
+        rows += bench_model(
+            model.model, artifacts=model.artifacts, backend=model.backend, threads=model.threads, batches=bench.batches,
+            delegate=delegate, providers=model.providers, delegate_options=model.delegate_options, seconds=bench.seconds,
+            verify=model.verify, progress=progress,
+        )
     return rows
 
 
 def _skip_reason(artifact: Any, backend: str | None, delegate: str | None, installed: dict[str, Any]) -> str | None:
     """Why an artifact cannot be benched with these options, or None."""
-    if not artifact.ok:
+    if not artifact.has_file:
         return f"not exported: {artifact.reason or artifact.status}"
     name = backend or FORMAT_BACKENDS.get(artifact.format)
     if name is None or artifact.format not in backend_module(name).FORMATS:
@@ -231,7 +247,7 @@ def _skip_reason(artifact: Any, backend: str | None, delegate: str | None, insta
 
 def golden_images(bundle: Path) -> np.ndarray:
     """The bundle's golden images, the inputs every bench row uses."""
-    return load_golden(bundle, verify=False)["images"]
+    return Bundle.open(bundle).golden(verify=False)["images"]
 
 
 def _blank_images(classifier: Classifier) -> np.ndarray:
@@ -251,24 +267,26 @@ def write_bench_json(path: str | Path, rows: list[BenchRow], machine: dict[str, 
 
 def format_bench_table(rows: list[BenchRow]) -> str:
     """The rows as a Markdown table."""
-    lines = [
-        "| artifact | backend | accel | threads | batch | p50 ms | p90 ms | p99 ms | images/s | load s | peak RSS MiB | bytes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    table = []
     for row in rows:
-        if row.status != "ok":
-            lines.append(f"| {row.artifact} | {row.backend} | {row.accelerator or '-'} | - | - | skipped: {row.reason} | | | | | | |")
+        if row.status != PASS:
+            table.append((row.artifact, row.backend, row.accelerator, None, None, None, None, None, None, None, None, None,
+                          label(row.status, row.reason)))
             continue
-        lines.append(
-            f"| {row.artifact} | {row.backend} | {row.accelerator or '-'} | {row.threads or 'default'} | {row.batch} | "
-            f"{row.p50_ms:.3f} | {row.p90_ms:.3f} | {row.p99_ms:.3f} | {row.throughput_ips:,.0f} | {row.load_seconds:.3f} | "
-            f"{row.peak_rss_mb:.0f} | {row.file_bytes:,} |"
-        )
-    return "\n".join(lines)
+        table.append((
+            row.artifact, row.backend, row.accelerator, row.threads or "default", row.batch, cell(row.p50_ms, ".3f"),
+            cell(row.p90_ms, ".3f"), cell(row.p99_ms, ".3f"), cell(row.throughput_ips, ",.0f"), cell(row.load_seconds, ".3f"),
+            cell(row.peak_rss_mb, ".0f"), cell(row.file_bytes, ","), label(row.status),
+        ))
+    return markdown_table(
+        ("artifact", "backend", "accel", "threads", "batch", "p50 ms", "p90 ms", "p99 ms", "images/s", "load s", "peak RSS MiB",
+         "bytes", "status"),
+        table,
+    )
 
 
 def check_runnable(rows: list[BenchRow]) -> None:
     """BackendUnavailableError when no row could run at all."""
-    if rows and all(row.status != "ok" for row in rows):
+    if rows and all(row.status != PASS for row in rows):
         reasons = "; ".join(sorted({f"{row.artifact}: {row.reason}" for row in rows}))
         raise BackendUnavailableError(f"nothing could be benched here: {reasons}")

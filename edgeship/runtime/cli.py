@@ -9,43 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
 
 from edgeship.errors import UsageError
+from edgeship.runtime.options import number
 
 PROG = "python -m edgeship.runtime"
-
-
-def parse_number(text: str) -> float:
-    """A number or a fraction such as 1/255."""
-    try:
-        return float(Fraction(text.strip()))
-    except (ValueError, ZeroDivisionError) as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number or a fraction like 1/255") from exc
-
-
-def parse_positive_list(text: str, option: str) -> list[int]:
-    """'1,2,4' -> [1, 2, 4], refusing anything but positive integers."""
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError as exc:
-        raise UsageError(f"{option} takes comma-separated positive integers like 1,2,4, got {text!r}") from exc
-    if not values or any(value < 1 for value in values):
-        raise UsageError(f"{option} takes comma-separated positive integers like 1,2,4, got {text!r}")
-    return values
-
-
-def parse_options(pairs: list[str] | None) -> dict[str, str]:
-    """KEY=VALUE pairs of --delegate-option into a dict."""
-    options = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--delegate-option takes KEY=VALUE, got {pair!r}")
-        options[key] = value
-    return options
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, threads_list: bool = False) -> None:
@@ -68,9 +38,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, threads_list: bool = Fa
 def add_bare_arguments(parser: argparse.ArgumentParser) -> None:
     """Preprocessing for a bare .tflite/.onnx file with no manifest: x = (raw * scale - mean) / std."""
     group = parser.add_argument_group("bare model files (no manifest)")
-    group.add_argument("--scale", type=parse_number, help="multiply raw pixels by this (default: 1/255)")
-    group.add_argument("--mean", type=parse_number, help="then subtract this (default: 0)")
-    group.add_argument("--std", type=parse_number, help="then divide by this (default: 1)")
+    group.add_argument("--scale", type=number, help="multiply raw pixels by this (default: 1/255)")
+    group.add_argument("--mean", type=number, help="then subtract this (default: 0)")
+    group.add_argument("--std", type=number, help="then divide by this (default: 1)")
     group.add_argument("--layout", choices=("NHWC", "NCHW"), help="the model's input layout (default: read from its shape)")
     group.add_argument("--logits", action="store_true", default=None, help="the model outputs logits: apply softmax")
 
@@ -88,33 +58,25 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", default="1,8,64", help="batch sizes, comma-separated (default: 1,8,64)")
     parser.add_argument("--seconds", type=float, default=1.0, help="time budget per row in seconds (default: 1.0)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the rows and machine info as JSON")
-
-
-def load_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Classifier.load keyword arguments from the shared options."""
-    providers = [name.strip() for name in args.provider.split(",") if name.strip()] if args.provider else None
-    options: dict[str, Any] = {
-        "backend": args.backend, "delegate": args.delegate, "providers": providers, "verify": not args.no_verify,
-        "delegate_options": parse_options(args.delegate_option) or None,
-    }
-    for name in ("scale", "mean", "std", "layout", "logits"):
-        if getattr(args, name, None) is not None:
-            options[name] = getattr(args, name)
-    return options
+    parser.add_argument("--machine-label", metavar="NAME", help="name this machine in the JSON and the report (default: its CPU)")
+    parser.add_argument("--emulated", action="store_true", help="mark the timings as measured under emulation (the report says so)")
 
 
 def run_predict(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
     """Predict each image; print lines or JSON; return the images, the results and the model's info and labels (for --plot)."""
-    from edgeship.runtime.classifier import Classifier, image_geometry, rank
+    from edgeship.runtime.classifier import Classifier
     from edgeship.runtime.images import read_images
+    from edgeship.runtime.options import ModelOptions
+    from edgeship.runtime.postprocess import rank
+    from edgeship.runtime.preprocess import image_geometry
 
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {args.threads}")
-    with Classifier.load(args.model, artifact=args.artifact, threads=args.threads, **load_options(args)) as classifier:
+    options = ModelOptions.from_args(args)
+    if args.top_k < 1:
+        raise UsageError(f"--top-k must be at least 1, got {args.top_k}")
+    with Classifier.load(options.model, artifact=options.artifact,
+                         **options.load_arguments(options.delegates[0], options.threads[0])) as classifier:
         height, width, channels = image_geometry(classifier.input_spec)
         images, names = read_images(args.images, height, width, channels)
-        if args.top_k < 1:
-            raise UsageError(f"--top-k must be at least 1, got {args.top_k}")
         probabilities = classifier.predict_proba(images)
         labels = classifier.labels
         info = classifier.info()
@@ -134,33 +96,35 @@ def run_predict(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], di
     return images, results, {**info, "labels": labels}
 
 
-def run_bench(args: argparse.Namespace) -> list[Any]:
-    """Bench, print the table, write JSON when asked; returns the rows."""
+def bench_arguments(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The parsed model and bench options of a bench command line, the JSON target checked before any timing."""
     from edgeship.files import check_writable
-    from edgeship.runtime.bench import bench_model, check_runnable, format_bench_table, write_bench_json
+    from edgeship.runtime.options import BenchOptions, ModelOptions
 
-    if args.seconds <= 0:
-        raise UsageError(f"--seconds must be positive, got {args.seconds}")
-    if args.json:
-        check_writable(args.json)
-    options = load_options(args)
-    options.pop("delegate_options")
-    # Several delegates (e.g. xnnpack,no-xnnpack) are one more bench dimension, like threads and batch.
-    delegate_names = options.pop("delegate")
-    delegates = [name.strip() for name in delegate_names.split(",")] if delegate_names else [None]
-    artifacts = [name.strip() for name in args.artifact.split(",")] if args.artifact else None
-    threads, batches = parse_positive_list(args.threads, "--threads"), parse_positive_list(args.batch, "--batch")
-    rows = []
-    for delegate in delegates:
-        rows += bench_model(
-            args.model, artifacts=artifacts, threads=threads, batches=batches, seconds=args.seconds, delegate=delegate,
-            progress=lambda line: print(line, file=sys.stderr, flush=True), **options,
-        )
+    model, bench = ModelOptions.from_args(args, several=True), BenchOptions.from_args(args)
+    if bench.json:
+        check_writable(bench.json)
+    return model, bench
+
+
+def finish_bench(bench: Any, rows: list[Any]) -> None:
+    """Print the table, refuse a bench where nothing ran, write the JSON when asked."""
+    from edgeship.runtime.bench import check_runnable, format_bench_table, write_bench_json
+
     print(format_bench_table(rows))
     check_runnable(rows)
-    if args.json:
-        write_bench_json(args.json, rows)
-        print(f"wrote {args.json}", file=sys.stderr)
+    if bench.json:
+        write_bench_json(bench.json, rows, bench.machine())
+        print(f"wrote {bench.json}", file=sys.stderr)
+
+
+def run_bench(args: argparse.Namespace) -> list[Any]:
+    """Bench, print the table, write JSON when asked; returns the rows."""
+    from edgeship.runtime.bench import bench_options
+
+    model, bench = bench_arguments(args)
+    rows = bench_options(model, bench, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    finish_bench(bench, rows)
     return rows
 
 

@@ -1,4 +1,4 @@
-"""Parity gates per precision, shared by the workstation's `edgeship verify` and the device's `selftest`.
+"""Parity gates per precision (compare.judge applies them), shared by the workstation's `edgeship verify` and the device's `selftest`.
 
 Defaults follow what users of the field expect from a faithful export: float32 files must match the
 Keras model to rounding (Polygraphy's default compare is similar), float16 may flip a few borderline
@@ -54,15 +54,3 @@ def parse_gate_overrides(overrides: list[str]) -> dict[str, Gate]:
             raise UsageError(f"bad --gate {text!r}: {value!r} is not a number") from exc
         gates[precision] = replace(gates[precision], **{key: number})
     return gates
-
-
-def judge(gate: Gate, agreement: float, max_abs_diff: float, accuracy_drop_pp: float | None = None) -> list[str]:
-    """The ways figures miss a gate, each naming the number and the bound (empty: it passes)."""
-    failures = []
-    if agreement < gate.min_agreement:
-        failures.append(f"agreement {agreement:.2%} < {gate.min_agreement:.2%}")
-    if gate.max_abs_diff is not None and max_abs_diff > gate.max_abs_diff:
-        failures.append(f"max |Δp| {max_abs_diff:.2e} > {gate.max_abs_diff:.0e}")
-    if gate.max_accuracy_drop_pp is not None and accuracy_drop_pp is not None and accuracy_drop_pp > gate.max_accuracy_drop_pp:
-        failures.append(f"accuracy drop {accuracy_drop_pp:.2f} pp > {gate.max_accuracy_drop_pp} pp")
-    return failures

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 ARRAY_SUFFIXES = (".npy", ".npz")
 MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 """Pillow modes whose pixels mean grey levels or RGB(A); CMYK, YCbCr, LAB, HSV and the like are refused."""
-NPZ_KEYS = ("images", "x", "x_test")
+IMAGE_ARRAY_NAMES = ("images", "x", "x_test")
 
 
 def read_images(paths: list[str | os.PathLike], height: int, width: int, channels: int = 1) -> tuple[np.ndarray, list[str]]:
@@ -139,9 +139,9 @@ def _read_array(path: Path, height: int, width: int, channels: int) -> np.ndarra
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
             keys = list(loaded.keys())
-            key = next((k for k in NPZ_KEYS if k in keys), keys[0] if len(keys) == 1 else None)
+            key = next((k for k in IMAGE_ARRAY_NAMES if k in keys), keys[0] if len(keys) == 1 else None)
             if key is None:
-                raise InputError(f"{path} holds {', '.join(keys) or 'no arrays'}; name the images array one of: {', '.join(NPZ_KEYS)}")
+                raise InputError(f"{path} holds {', '.join(keys) or 'no arrays'}; name the images array one of: {', '.join(IMAGE_ARRAY_NAMES)}")
             loaded = loaded[key]
     image_shapes = {(height, width, channels)} | ({(height, width)} if channels == 1 else set())
     if loaded.shape in image_shapes:

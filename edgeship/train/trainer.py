@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.compare import confusion_matrix
+from edgeship.runtime.compare import confusion_matrix
 from edgeship.errors import UsageError
 from edgeship.files import atomic_path, atomic_write_json, ensure_directory
 from edgeship.manifest import RAW_PIXEL_SCALE, InputSpec
@@ -66,10 +66,9 @@ def _epoch_logger(epochs: int, console: Any) -> Any:
 
 def check_training_options(architecture: str, epochs: int, batch_size: int) -> None:
     """Refuse an unknown architecture or a non-positive epoch count or batch size, before any work."""
-    from edgeship.train.zoo import ARCHITECTURES
+    from edgeship.train.zoo import check_architecture
 
-    if architecture not in ARCHITECTURES:
-        raise UsageError(f"unknown model {architecture!r}; choose one of: {', '.join(ARCHITECTURES)}")
+    check_architecture(architecture)
     if epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {epochs}")
     if batch_size < 1:

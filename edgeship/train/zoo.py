@@ -47,8 +47,13 @@ ARCHITECTURES: dict[str, Callable[[tuple[int, ...], int], Any]] = {"mlp": build_
 
 def build_model(architecture: str, input_shape: tuple[int, ...], classes: int) -> Any:
     """Build a zoo model by name, compiled with Adam and sparse categorical cross-entropy as in the seed exercise."""
-    if architecture not in ARCHITECTURES:
-        raise UsageError(f"unknown model {architecture!r}; choose one of: {', '.join(ARCHITECTURES)}")
+    check_architecture(architecture)
     model = ARCHITECTURES[architecture](input_shape, classes)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
+
+
+def check_architecture(architecture: str) -> None:
+    """Refuse a model name the zoo does not have, listing the ones it has."""
+    if architecture not in ARCHITECTURES:
+        raise UsageError(f"unknown model {architecture!r}; choose one of: {', '.join(ARCHITECTURES)}")

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from edgeship.cli import main
-from edgeship.commands.export import FORMAT_NAMES, parse_scale
+from edgeship.runtime.options import positive_number
 from edgeship.errors import ExportError
 from edgeship.export import FORMATS
 
@@ -34,10 +34,10 @@ def test_export_prints_the_summary_table_and_writes_the_bundle(mlp_run, tmp_path
     out = tmp_path / "bundle"
     result = edgeship("export", str(mlp_run.model_path), "--formats", "tflite-fp32,tflite-int8,onnx", "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert "| format | status | bytes | accuracy | agreement | max abs Δp | export s | reason |" in result.stdout
+    assert "| artifact | status | bytes | accuracy | agreement | max abs Δp | export s |" in result.stdout
     rows = table_rows(result.stdout)
     assert list(rows) == ["tflite-fp32", "tflite-int8", "onnx"]
-    assert all(cells[0] == "ok" for cells in rows.values())
+    assert all(cells[0] == "✅ pass" for cells in rows.values())
     manifest = json.loads((out / "manifest.json").read_text())
     assert rows["tflite-int8"][1] == f"{manifest['artifacts'][1]['bytes']:,}"
     assert float(rows["tflite-fp32"][2]) == pytest.approx(manifest["dataset"]["keras_accuracy"], abs=1e-4)
@@ -88,8 +88,8 @@ def test_a_failed_format_shows_in_the_table_and_exits_2(mlp_run, tmp_path, monke
     captured = capsys.readouterr()
     assert code == 2
     rows = table_rows(captured.out)
-    assert rows["onnx"][0] == "failed" and rows["onnx"][-1] == "ExportError: unsupported op FancyOp"
-    assert rows["tflite-fp32"][0] == "ok"
+    assert rows["onnx"][0] == "⚠️ error: ExportError: unsupported op FancyOp"
+    assert rows["tflite-fp32"][0] == "✅ pass"
     assert captured.err.strip().splitlines()[-1] == (
         f"edgeship: error: 1 of 2 formats failed (onnx); the others are in {tmp_path / 'b'}"
     )
@@ -109,15 +109,20 @@ def test_input_scale_option_for_a_model_without_a_card(tmp_path, capsys):
 
 
 def test_parse_scale_takes_numbers_and_fractions():
-    assert parse_scale("1/255") == pytest.approx(1 / 255)
-    assert parse_scale(" 0.5 ") == 0.5
+    assert positive_number("1/255") == pytest.approx(1 / 255)
+    assert positive_number(" 0.5 ") == 0.5
     for bad in ("0", "-1", "abc", "1/0"):
         with pytest.raises(argparse.ArgumentTypeError):
-            parse_scale(bad)
+            positive_number(bad)
 
 
-def test_help_lists_every_registered_format():
-    assert FORMAT_NAMES == ", ".join(FORMATS)
+def test_help_lists_every_registered_format(capsys):
+    from edgeship.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    help_text = "".join(capsys.readouterr().out.split())
+    assert ",".join(FORMATS) in help_text
 
 
 def test_a_dataset_that_does_not_fit_the_model_is_one_line_exit_2(mlp_run, sample_dataset, tmp_path):

@@ -27,8 +27,8 @@ def staging_leftovers(folder):
 def test_manifest_round_trips_and_hashes_match(mlp_bundle, mlp_run):
     loaded = load_manifest(mlp_bundle.bundle)
     assert loaded.to_dict() == mlp_bundle.manifest.to_dict()
-    assert json.loads((mlp_bundle.bundle / MANIFEST_NAME).read_text())["schema"] == "edgeship.bundle/1"
-    ok = [a for a in loaded.artifacts if a.ok]
+    assert json.loads((mlp_bundle.bundle / MANIFEST_NAME).read_text())["schema"] == "edgeship.bundle/2"
+    ok = [a for a in loaded.artifacts if a.has_file]
     assert {a.name for a in ok} >= {"tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8", "onnx", "onnx-int8"}
     for artifact in ok:
         path = resolve_in_bundle(mlp_bundle.bundle, artifact.file)
@@ -70,7 +70,7 @@ def test_golden_holds_raw_images_keras_probabilities_and_labels(mlp_bundle, samp
 
 
 def test_summary_rows_follow_the_manifest(mlp_bundle):
-    rows = {row.format: row for row in mlp_bundle.rows}
+    rows = {row.artifact: row for row in mlp_bundle.rows}
     assert list(rows) == list(FORMATS)
     for artifact in mlp_bundle.manifest.artifacts:
         row = rows[artifact.name]
@@ -95,12 +95,12 @@ def test_one_failing_format_is_recorded_and_the_others_export(mlp_run, sample_da
 
     monkeypatch.setitem(FORMATS, "onnx", dataclasses.replace(FORMATS["onnx"], exporter=broken))
     result = export_bundle(mlp_run.model_path, tmp_path / "bundle", formats="tflite-fp32,onnx,tflite-int8", dataset=sample_dataset)
-    statuses = {row.format: row.status for row in result.rows}
-    assert statuses == {"tflite-fp32": "ok", "onnx": "failed", "tflite-int8": "ok"}
+    statuses = {row.artifact: row.status for row in result.rows}
+    assert statuses == {"tflite-fp32": "pass", "onnx": "error", "tflite-int8": "pass"}
     failed = load_manifest(result.bundle).artifact("onnx")
-    assert failed.status == "failed" and failed.file is None
+    assert failed.status == "error" and failed.file is None
     assert failed.reason == "ExportError: the converter does not support op FancyOp"
-    assert [row.format for row in result.failed] == ["onnx"]
+    assert [row.artifact for row in result.failed] == ["onnx"]
     assert not (result.bundle / "model.onnx").exists()
 
 

@@ -52,13 +52,13 @@ def test_without_the_compiler_the_format_is_skipped_with_the_reason(mlp_run, sam
     artifact = result.manifest.artifact("edgetpu")
     assert artifact.status == "skipped" and artifact.file is None
     assert "edgetpu_compiler is not on PATH" in artifact.reason and "Coral" in artifact.reason
-    assert [(row.format, row.status) for row in result.rows] == [("edgetpu", "skipped")]
+    assert [(row.artifact, row.status) for row in result.rows] == [("edgetpu", "skipped")]
     assert sorted(p.name for p in result.bundle.iterdir()) == ["golden.npz", "manifest.json"]
 
 
 def test_the_default_formats_list_edgetpu_rather_than_drop_it(mlp_bundle):
-    assert [row.format for row in mlp_bundle.rows][-1] == "edgetpu"
-    assert mlp_bundle.manifest.artifact("edgetpu").status in ("skipped", "ok")
+    assert [row.artifact for row in mlp_bundle.rows][-1] == "edgetpu"
+    assert mlp_bundle.manifest.artifact("edgetpu").status in ("skipped", "unchecked")
 
 
 def test_a_compiler_on_path_compiles_the_int8_model(mlp_run, sample_dataset, tmp_path, monkeypatch):
@@ -70,9 +70,9 @@ def test_a_compiler_on_path_compiles_the_int8_model(mlp_run, sample_dataset, tmp
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     result = export_bundle(mlp_run.model_path, tmp_path / "bundle", formats="edgetpu", dataset=sample_dataset)
     artifact = result.manifest.artifact("edgetpu")
-    assert artifact.ok and artifact.format == "edgetpu" and artifact.precision == "int8"
+    assert artifact.has_file and artifact.format == "edgetpu" and artifact.precision == "int8"
     assert (result.bundle / artifact.file).stat().st_size == artifact.bytes > 0
-    assert artifact.parity is None and "not measured" in artifact.details["parity"]
+    assert artifact.parity is None and artifact.status == "unchecked" and "not measured" in artifact.reason
     assert artifact.details["compiler_version"] == "16.0.384591198"
     assert artifact.details["operations_on_edgetpu"] == 3 and artifact.details["operations_total"] == 4
     assert result.manifest.tools["edgetpu_compiler"] == "16.0.384591198"
@@ -94,9 +94,9 @@ def test_a_failing_compiler_fails_the_format_with_its_message(mlp_run, sample_da
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     result = export_bundle(mlp_run.model_path, tmp_path / "bundle", formats="tflite-int8,edgetpu", dataset=sample_dataset)
     artifact = result.manifest.artifact("edgetpu")
-    assert artifact.status == "failed"
+    assert artifact.status == "error"
     assert "edgetpu_compiler failed (exit 1)" in artifact.reason and "GATHER" in artifact.reason
-    assert result.manifest.artifact("tflite-int8").ok
+    assert result.manifest.artifact("tflite-int8").has_file
 
 
 def test_parse_compiler_log_reads_version_summary_and_operators():

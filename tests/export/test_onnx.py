@@ -35,7 +35,7 @@ def mlp_options(opset: int = 17, simplify: bool = True) -> ExportOptions:
 
 def test_onnx_matches_keras(any_bundle, read_golden, scale_as_manifest):
     artifact = any_bundle.manifest.artifact("onnx")
-    assert artifact.ok and artifact.precision == "fp32"
+    assert artifact.has_file and artifact.precision == "fp32"
     assert artifact.parity["agreement"] >= 0.999
     assert artifact.parity["max_abs_diff"] <= 1e-4
     golden = read_golden(any_bundle.bundle)
@@ -77,7 +77,7 @@ def test_opset_option_and_no_simplify(mlp_run, tmp_path):
 
 def test_onnx_int8_is_qdq_per_channel_within_one_point(any_bundle, read_golden, scale_as_manifest):
     artifact = any_bundle.manifest.artifact("onnx-int8")
-    assert artifact.ok and artifact.precision == "int8"
+    assert artifact.has_file and artifact.precision == "int8"
     assert abs(artifact.parity["accuracy_delta_pp"]) <= 1.0
     assert artifact.parity["agreement"] >= 0.99
     assert artifact.details["quant_format"] == "QDQ" and artifact.details["per_channel"] is True

@@ -26,7 +26,7 @@ def run_tflite(path, inputs: np.ndarray) -> tuple[np.ndarray, dict, dict]:
 
 def test_fp32_matches_keras(any_bundle, read_golden, scale_as_manifest):
     artifact = any_bundle.manifest.artifact("tflite-fp32")
-    assert artifact.ok and artifact.precision == "fp32"
+    assert artifact.has_file and artifact.precision == "fp32"
     assert artifact.parity["agreement"] >= 0.999
     assert artifact.parity["max_abs_diff"] <= 1e-4
     golden = read_golden(any_bundle.bundle)
@@ -37,7 +37,7 @@ def test_fp32_matches_keras(any_bundle, read_golden, scale_as_manifest):
 
 def test_int8_keeps_accuracy_and_is_small(any_bundle):
     int8, fp32 = any_bundle.manifest.artifact("tflite-int8"), any_bundle.manifest.artifact("tflite-fp32")
-    assert int8.ok and int8.precision == "int8"
+    assert int8.has_file and int8.precision == "int8"
     assert int8.parity["accuracy_delta_pp"] >= -0.5
     assert abs(int8.parity["accuracy"] - int8.parity["keras_accuracy"]) <= 0.005
     assert int8.parity["agreement"] >= 0.99
@@ -68,7 +68,7 @@ def test_int8_takes_raw_pixels_with_the_top_bit_flipped(mlp_bundle, read_golden)
 @pytest.mark.parametrize("name, size_ratio", [("tflite-fp16", 0.55), ("tflite-dynamic", 0.30)])
 def test_fp16_and_dynamic_load_agree_and_shrink(any_bundle, read_golden, scale_as_manifest, name, size_ratio):
     artifact, fp32 = any_bundle.manifest.artifact(name), any_bundle.manifest.artifact("tflite-fp32")
-    assert artifact.ok
+    assert artifact.has_file
     assert artifact.parity["agreement"] >= 0.99
     assert artifact.bytes <= size_ratio * fp32.bytes
     assert artifact.input.dtype == "float32" and artifact.input.quantization is None

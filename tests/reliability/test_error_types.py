@@ -74,14 +74,16 @@ def raise_export_error(bundle: Path, tmp_path: Path, model_path: Path) -> None:
     import keras
 
     from edgeship.export.base import ExportOptions
-    from edgeship.export.onnx import convert_to_onnx
+    from edgeship.export.edgetpu import export_edgetpu
 
     options = ExportOptions(
         input_shape=(28, 28), input_spec=InputSpec(shape=[28, 28]), labels=[str(i) for i in range(10)],
-        output_kind="probabilities", calibration_images=np.zeros((1, 28, 28), np.uint8), opset=5,
+        output_kind="probabilities", calibration_images=np.zeros((1, 28, 28), np.uint8),
     )
-    with pytest.raises(ExportError, match="opset 5 is not supported"):
-        convert_to_onnx(keras.saving.load_model(model_path, compile=False), options)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", str(tmp_path))
+        with pytest.raises(ExportError, match="edgetpu_compiler"):
+            export_edgetpu(keras.saving.load_model(model_path, compile=False), tmp_path / "model_edgetpu.tflite", options)
 
 
 def raise_bundle_error(bundle: Path, tmp_path: Path) -> None:
@@ -90,7 +92,7 @@ def raise_bundle_error(bundle: Path, tmp_path: Path) -> None:
 
 
 def raise_integrity_error(bundle: Path, tmp_path: Path) -> None:
-    from edgeship.runtime.classifier import verify_file
+    from edgeship.runtime.bundle import verify_file
 
     with pytest.raises(IntegrityError, match="does not match its manifest"):
         verify_file(bundle / "model.onnx", "0" * 64)

@@ -36,7 +36,7 @@ def staging_folders(parent: Path, name: str) -> list[Path]:
 def whole_bundle(folder: Path) -> dict[str, bytes]:
     """The bundle's files after checking that the manifest lists exactly them, each with its recorded sha256."""
     manifest = load_manifest(folder)
-    listed = {artifact.file: artifact.sha256 for artifact in manifest.artifacts if artifact.ok}
+    listed = {artifact.file: artifact.sha256 for artifact in manifest.artifacts if artifact.has_file}
     listed[manifest.golden["file"]] = manifest.golden["sha256"]
     present = {path.name for path in folder.iterdir()}
     assert present == set(listed) | {MANIFEST_NAME}, (present, listed)

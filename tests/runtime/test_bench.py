@@ -27,7 +27,7 @@ def test_bench_callable_takes_any_predict_function(test_images):
 
 def test_bench_model_rows_and_json(bundle_path, tmp_path):
     rows = bench_model(bundle_path, artifacts=["tflite-int8", "onnx", "edgetpu"], threads=[1, 2], batches=[1, 8], seconds=0.05)
-    measured = [row for row in rows if row.status == "ok"]
+    measured = [row for row in rows if row.status == "pass"]
     assert {(r.artifact, r.threads, r.batch) for r in measured} == {
         (a, t, b) for a in ("tflite-int8", "onnx") for t in (1, 2) for b in (1, 8)
     }
@@ -39,7 +39,7 @@ def test_bench_model_rows_and_json(bundle_path, tmp_path):
     assert len(skipped) == 1 and skipped[0].artifact == "edgetpu" and skipped[0].reason
     path = write_bench_json(tmp_path / "bench.json", rows)
     payload = json.loads(path.read_text())
-    assert payload["schema"] == "edgeship.bench/1" and len(payload["rows"]) == len(rows)
+    assert payload["schema"] == "edgeship.bench/2" and len(payload["rows"]) == len(rows)
     machine = payload["machine"]
     assert machine["cpu"] and machine["python"] and machine["numpy"] == np.__version__
     assert machine["backends"]["litert"].startswith("ai-edge-litert")

@@ -14,7 +14,8 @@ import pytest
 from edgeship.errors import BackendUnavailableError, BundleError, InputError, IntegrityError, ModelError, UsageError
 from edgeship.manifest import load_manifest
 from edgeship.runtime import Classifier
-from edgeship.runtime.classifier import _flip_top_bit, _input_converters, softmax
+from edgeship.runtime.postprocess import softmax
+from edgeship.runtime.preprocess import flip_top_bit, input_converters
 
 ARTIFACTS = ("tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8", "onnx", "onnx-int8")
 
@@ -49,7 +50,7 @@ def bare_outputs(path: Path, images: np.ndarray, scale: float) -> np.ndarray:
 def test_every_artifact_equals_the_bare_interpreter(bundle_path, test_images, name):
     manifest = load_manifest(bundle_path)
     artifact = manifest.artifact(name)
-    if not artifact.ok:
+    if not artifact.has_file:
         pytest.skip(f"{name} not exported here: {artifact.reason}")
     expected = bare_outputs(bundle_path / artifact.file, test_images, manifest.input.scale)
     with Classifier.load(bundle_path, artifact=name) as classifier:
@@ -107,9 +108,9 @@ def test_uint8_batches_skip_conversion_where_the_quantization_is_x_over_255(bund
     with Classifier.load(uint8_bundle, artifact="tflite-int8") as uint8_model, \
             Classifier.load(bundle_path, artifact="tflite-int8") as int8_model, \
             Classifier.load(bundle_path, artifact="tflite-fp32") as float_model:
-        assert _input_converters(uint8_model.input_spec, uint8_model.runner)[0] is None
-        assert _input_converters(int8_model.input_spec, int8_model.runner)[0] is _flip_top_bit
-        assert _input_converters(float_model.input_spec, float_model.runner)[0] is not None
+        assert input_converters(uint8_model.input_spec, uint8_model.runner.input, uint8_model.runner.path)[0] is None
+        assert input_converters(int8_model.input_spec, int8_model.runner.input, int8_model.runner.path)[0] is flip_top_bit
+        assert input_converters(float_model.input_spec, float_model.runner.input, float_model.runner.path)[0] is not None
 
 
 def test_int8_input_model_gets_raw_pixels_with_the_top_bit_flipped(foreign_models, test_images):

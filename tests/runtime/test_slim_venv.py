@@ -131,7 +131,7 @@ def test_predictions_match_the_full_stack(slim_python, bundle_path, test_images,
     images = test_images[:64]
     np.save(tmp_path / "images.npy", images)
     formats = {"litert": ("tflite",), "onnxruntime": ("onnx",)}
-    runnable = [a for a in load_manifest(bundle_path).artifacts if a.ok and a.format in sum((formats[b] for b in EXTRAS[extra]), ())]
+    runnable = [a for a in load_manifest(bundle_path).artifacts if a.has_file and a.format in sum((formats[b] for b in EXTRAS[extra]), ())]
     compared = []
     for artifact in runnable:
         done = _isolated([str(python), "-m", "edgeship.runtime", "predict", str(bundle_path), str(tmp_path / "images.npy"),
