@@ -31,12 +31,12 @@ class InputSpec:
     """What the model takes and how to get there from raw pixels: x = (raw * scale - mean) / std.
 
     `shape` excludes the batch dimension, e.g. [28, 28] or [28, 28, 1] (NHWC) or [1, 28, 28] (NCHW).
-    `value_range` is the range of the raw pixels the scaling expects (uint8: [0, 255]).
+    `value_range` is the range of the raw pixels the scaling expects (uint8: [0, 255]). Schema 1
+    also wrote `dtype` ("uint8", read by nothing); it is ignored when a schema-1 manifest is read.
     """
 
     shape: list[int]
     layout: str = "NHWC"
-    dtype: str = "uint8"
     scale: float = RAW_PIXEL_SCALE
     mean: float = 0.0
     std: float = 1.0

@@ -216,12 +216,12 @@ def _input_spec(
                 f"{card_path(model_path).name}; drop the option or fix the card"
             )
         return InputSpec(
-            shape=list(input_shape), layout="NHWC", dtype="uint8", scale=card.input.scale,
+            shape=list(input_shape), layout="NHWC", scale=card.input.scale,
             mean=card.input.mean, std=card.input.std, value_range=list(card.input.value_range),
         )
     if input_scale is None:
         input_scale = 1.0 if classifier.rescaling_first else RAW_PIXEL_SCALE
-    return InputSpec(shape=list(input_shape), layout="NHWC", dtype="uint8", scale=float(input_scale))
+    return InputSpec(shape=list(input_shape), layout="NHWC", scale=float(input_scale))
 
 
 def _labels(classifier: LoadedClassifier, card: Any, data: Any, labels: list[str] | None, model_path: Path) -> list[str]:

@@ -188,11 +188,11 @@ def bench_model(
             raise UsageError("artifacts name files inside a bundle; give the bundle folder, not a model file")
         targets = [None]
     rows: list[BenchRow] = []
-    installed = available_backends()
+    backends = available_backends()
     for artifact in targets:
         name = artifact.name if artifact else path.name
         if artifact is not None:
-            skipped = _skip_reason(artifact, backend, delegate, installed)
+            skipped = _skip_reason(artifact, backend, delegate, backends)
             if skipped:
                 rows.append(BenchRow(name, artifact.format, artifact.precision, backend or FORMAT_BACKENDS.get(artifact.format, "?"),
                                      delegate, None, 0, status=SKIPPED, reason=skipped))
@@ -231,15 +231,15 @@ def bench_options(model: ModelOptions, bench: BenchOptions, progress: Callable[[
     return rows
 
 
-def _skip_reason(artifact: Any, backend: str | None, delegate: str | None, installed: dict[str, Any]) -> str | None:
+def _skip_reason(artifact: Any, backend: str | None, delegate: str | None, backends: dict[str, Any]) -> str | None:
     """Why an artifact cannot be benched with these options, or None."""
     if not artifact.has_file:
         return f"not exported: {artifact.reason or artifact.status}"
     name = backend or FORMAT_BACKENDS.get(artifact.format)
     if name is None or artifact.format not in backend_module(name).FORMATS:
         return f"the {name} backend does not run {artifact.format} files"
-    if not installed[name].available:
-        return installed[name].reason
+    if not backends[name].available:
+        return backends[name].reason
     if artifact.format == "edgetpu" and delegate != "edgetpu":
         return "an edgetpu artifact runs only with --delegate edgetpu"
     return None

@@ -178,6 +178,7 @@ class Classifier:
             "accelerator": runner_info.accelerator,
             "input": self.runner.input.to_dict(),
             "output": self.runner.output.to_dict(),
+            **({"accelerator_details": runner_info.details} if runner_info.details else {}),
         }
 
     def close(self) -> None:

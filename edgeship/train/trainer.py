@@ -97,7 +97,7 @@ def train_model(
 
     classes = len(dataset.class_names)
     input_shape = tuple(dataset.x_train.shape[1:])
-    spec = InputSpec(shape=list(input_shape), layout="NHWC", dtype="uint8", scale=RAW_PIXEL_SCALE)
+    spec = InputSpec(shape=list(input_shape), layout="NHWC", scale=RAW_PIXEL_SCALE)
     model = build_model(architecture, input_shape, classes)
     x_train, x_test = spec.to_model_input(dataset.x_train, input_shape), spec.to_model_input(dataset.x_test, input_shape)
 

