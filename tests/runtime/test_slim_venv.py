@@ -151,7 +151,7 @@ def test_predictions_match_the_full_stack(slim_python, bundle_path, test_images,
 def test_selftest_passes_and_png_needs_pillow(slim_python, bundle_path, tmp_path):
     extra, python = slim_python
     done = _run([str(python), "-m", "edgeship.runtime", "selftest", str(bundle_path)], timeout=120)
-    assert "self-test passed" in done.stdout and "| pass |" in done.stdout
+    assert "self-test passed" in done.stdout and "| ✅ pass |" in done.stdout
     (tmp_path / "digit.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     failed = _isolated([str(python), "-m", "edgeship.runtime", "predict", str(bundle_path), str(tmp_path / "digit.png")], 120)
     assert failed.returncode == 2
