@@ -23,7 +23,7 @@ RAW_PIXEL_SCALE = 1.0 / 255.0
 """x = raw / 255: the scaling our models train with, and the default for a model without a card."""
 MANIFEST_NAME = "manifest.json"
 
-FORMATS = ("tflite", "onnx", "edgetpu")
+FORMATS = ("tflite", "onnx", "ort", "edgetpu")
 
 
 @dataclass
@@ -162,6 +162,8 @@ class Manifest:
     golden: dict[str, Any] | None = None
     tools: dict[str, str] = field(default_factory=dict)
     created: str = ""
+    mobile: dict[str, Any] = field(default_factory=dict)
+    """Which files to hand to mobile runtimes (MediaPipe Tasks / Android): {"mediapipe": {"fp32": name, "int8": name}}."""
     schema: str = SCHEMA
 
     def artifact(self, name: str) -> Artifact:
@@ -210,6 +212,7 @@ class Manifest:
             golden=golden,
             tools=raw.get("tools", {}),
             created=raw.get("created", ""),
+            mobile=raw.get("mobile") if isinstance(raw.get("mobile"), dict) else {},
         )
 
 

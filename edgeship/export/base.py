@@ -46,6 +46,8 @@ class ExportOptions:
     opset: int = 17
     int8_io: str = "int8"
     simplify_onnx: bool = True
+    model_name: str = "classifier"
+    model_version: str = ""
     progress: ProgressCallback | None = None
 
     def calibration_inputs(self) -> np.ndarray:

@@ -21,10 +21,11 @@ from typing import Any, Callable
 import numpy as np
 
 from edgeship import __version__
-from edgeship.errors import DatasetError, ModelError, OutputError, UsageError
+from edgeship.errors import DatasetError, ExportError, ModelError, OutputError, UsageError
 from edgeship.export.base import ExportOptions, FormatSkipped, ProgressCallback, check_format_options
 from edgeship.native import native_output_to_log
 from edgeship.export.keras_model import LoadedClassifier, fitted_input_shape, is_probability_rows, load_classifier
+from edgeship.export.metadata import add_tflite_metadata
 from edgeship.export.registry import FORMATS, ExportFormat, parse_formats
 from edgeship.files import atomic_directory, atomic_write_bytes, atomic_write_json, check_writable, sha256_file
 from edgeship.manifest import MANIFEST_NAME, RAW_PIXEL_SCALE, Artifact, InputSpec, Manifest, TensorSpec
@@ -34,6 +35,7 @@ from edgeship.runtime.gates import gate_for
 from edgeship.runtime.status import ERROR, FAIL, PASS, SKIPPED, UNCHECKED
 from edgeship.runtime import Classifier
 from edgeship.runtime.postprocess import softmax
+from edgeship.runtime.metadata import check_against_manifest
 from edgeship.runtime.backends.base import TensorInfo
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,9 @@ TOOL_DISTRIBUTIONS = {
     "ai-edge-litert": ("ai-edge-litert",),
 }
 KERAS_BATCH = 256
+TFLITE_FAMILIES = ("tflite", "edgetpu")
+MEDIAPIPE_INPUT_TYPES = ("uint8", "float32")
+"""What MediaPipe Tasks' ImageClassifier takes: "Requested one of these types: uint8/float32" (mediapipe 0.10.21)."""
 
 
 @dataclass
@@ -133,6 +138,7 @@ def export_bundle(
     say(f"keras reference on {len(x_test)} test images of {data.name}")
     reference, output_kind = _keras_reference(classifier, x_test, y_test, input_spec, input_shape)
     chosen = np.sort(np.random.default_rng(seed).choice(len(x_train), size=calibration_images, replace=False))
+    source_model = _source_model(classifier, card, out_dir)
     calibration = {"dataset": data.name, "split": "train", "images": int(calibration_images), "seed": int(seed)}
     options = ExportOptions(
         input_shape=input_shape,
@@ -144,6 +150,8 @@ def export_bundle(
         opset=opset,
         int8_io=int8_io,
         simplify_onnx=simplify_onnx,
+        model_name=source_model["architecture"] or model_path.stem,
+        model_version=f"sha256:{source_model['sha256'][:16]}",
         progress=progress,
     )
 
@@ -158,7 +166,8 @@ def export_bundle(
             input=input_spec,
             artifacts=artifacts,
             output_kind=output_kind,
-            source_model=_source_model(classifier, card, out_dir),
+            source_model=source_model,
+            mobile=mobile_choices(artifacts, input_spec),
             dataset={
                 "name": data.name,
                 "source": getattr(data, "source", ""),
@@ -285,6 +294,15 @@ def _export_one(
     except Exception as exc:
         log.debug("%s failed", export_format.name, exc_info=True)
         return _not_made(artifact, ERROR, _reason(exc), path)
+    artifact.details = record.details
+    if export_format.family in TFLITE_FAMILIES:
+        try:
+            record.details["metadata"] = add_tflite_metadata(
+                path, options.model_name, options.model_version, class_names, options.input_spec, options.output_kind
+            )
+        except Exception as exc:
+            log.debug("%s: metadata not written", export_format.name, exc_info=True)
+            return _not_made(artifact, ERROR, f"exported, but its TFLite Metadata could not be written: {_reason(exc)}", path)
     artifact.export_seconds = round(time.perf_counter() - started, 3)
     artifact.file = path.name
     artifact.bytes = path.stat().st_size
@@ -293,12 +311,13 @@ def _export_one(
     if not export_format.parity_measurable:
         artifact.status, artifact.reason = UNCHECKED, "parity not measured: this file runs only on its accelerator"
         return artifact
-    spec = options.input_spec
     try:
-        # Parity at export runs the file exactly as a device will: through the slim runtime, from raw pixels.
-        with native_output_to_log(f"the {export_format.family} interpreter"), Classifier.load(
-            path, scale=spec.scale, mean=spec.mean, std=spec.std, layout=spec.layout, logits=options.output_kind == "logits"
-        ) as classifier:
+        # Parity at export runs the file exactly as a device will: through the slim runtime, from raw pixels,
+        # alone (as a bare file), so its own metadata must carry the labels and the preprocessing.
+        with native_output_to_log(f"the {export_format.family} interpreter"), Classifier.load(path) as classifier:
+            check_against_manifest(classifier.runner, class_names, options.input_spec, options.output_kind)
+            if classifier.labels != class_names:
+                raise ExportError(f"its metadata gives the labels {classifier.labels[:5]}..., not {class_names[:5]}...")
             artifact.input, artifact.output = _tensor_spec(classifier.runner.input), _tensor_spec(classifier.runner.output)
             probabilities = classifier.predict_proba(reference.images)
             info = classifier.runner.info()
@@ -322,9 +341,52 @@ def _export_one(
     return artifact
 
 
+def mobile_choices(artifacts: list[Artifact], spec: InputSpec) -> dict[str, Any]:
+    """The files to hand to MediaPipe Tasks and Android apps: a float one and an int8 one that MediaPipe can feed.
+
+    MediaPipe feeds a uint8 model the raw pixels untouched, so the int8 choice must have uint8
+    input whose quantization is the recorded scaling itself (q = raw), as the runtime's fast path
+    also checks; int8-input files are refused by MediaPipe.
+    """
+    made = [a for a in artifacts if a.status == PASS and a.format == "tflite" and a.input is not None]
+    float_choice = next((a.name for a in made if a.precision == "fp32"), None)
+    int8_choice, reason = None, "no full-integer TFLite file with uint8 input was exported (add tflite-int8-uint8io)"
+    for artifact in made:
+        if artifact.precision != "int8" or artifact.input.dtype not in MEDIAPIPE_INPUT_TYPES:
+            continue
+        quantization = artifact.input.quantization
+        gain, offset = _gain_offset(spec)
+        if quantization is not None and offset == 0 and quantization.zero_point == 0 and abs(gain / quantization.scale - 1) < 1e-6:
+            int8_choice, reason = artifact.name, None
+            break
+        reason = (f"{artifact.name}'s uint8 input is not the raw pixel (quantization {quantization}); "
+                  "MediaPipe feeds uint8 models raw pixels")
+    choices: dict[str, Any] = {
+        "mediapipe": {"fp32": float_choice, "int8": int8_choice},
+        "note": "MediaPipe Tasks and Android's ImageClassifier take uint8 or float32 input tensors, not int8",
+    }
+    if reason and int8_choice is None:
+        choices["mediapipe"]["int8_reason"] = reason
+    return choices
+
+
+def _gain_offset(spec: InputSpec) -> tuple[float, float]:
+    """x = raw * gain - offset for a scalar scaling; NaN for per-channel scaling (never the identity MediaPipe needs)."""
+    if isinstance(spec.mean, (list, tuple)) or isinstance(spec.std, (list, tuple)):
+        means = spec.mean if isinstance(spec.mean, (list, tuple)) else [spec.mean]
+        stds = spec.std if isinstance(spec.std, (list, tuple)) else [spec.std]
+        if len(set(means)) > 1 or len(set(stds)) > 1:
+            return float("nan"), float("nan")
+        return spec.scale / stds[0], means[0] / stds[0]
+    return spec.scale / spec.std, spec.mean / spec.std
+
+
 def _not_made(artifact: Artifact, status: str, reason: str, path: Path) -> Artifact:
-    """Record a format that was skipped or failed, leaving no stray file of it in the bundle."""
+    """Record a format that was skipped or failed, leaving no stray file of it in the bundle (its sidecar files included)."""
     path.unlink(missing_ok=True)
+    sidecar = (artifact.details or {}).get("required_operators") or {}
+    if sidecar.get("file"):
+        (path.parent / sidecar["file"]).unlink(missing_ok=True)
     artifact.status, artifact.reason, artifact.file = status, reason, None
     artifact.bytes = artifact.sha256 = artifact.input = artifact.output = artifact.parity = None
     artifact.details = {}

@@ -3,18 +3,18 @@
 `tf2onnx.convert.from_keras` does not work with Keras 3 models (onnx/tensorflow-onnx#2329), so the
 model's inference call is wrapped in a `tf.function` and converted with `from_function`, as Keras'
 own ONNX export does. The batch dimension stays dynamic and is named `batch`; labels and input
-scaling go into `metadata_props` so a bare .onnx file still says how to feed it.
+preprocessing go into `metadata_props` (see `edgeship.export.metadata`) and a description into
+`doc_string`, so a bare .onnx file still says how to feed it.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from edgeship import __version__
 from edgeship.errors import ExportError, missing_extra
 from edgeship.export.base import ExportOptions, ExportRecord, check_format_options
+from edgeship.export.metadata import describe, onnx_metadata
 from edgeship.native import native_output_to_log
 from edgeship.files import atomic_write_bytes
 
@@ -102,14 +102,10 @@ def name_batch_dimension(proto: Any) -> None:
 
 
 def add_metadata(proto: Any, options: ExportOptions) -> None:
-    """Store labels, input scaling and output kind in metadata_props (replacing any earlier values)."""
-    values = {
-        "labels": json.dumps(options.labels),
-        "input": json.dumps(options.input_spec.to_dict()),
-        "output_kind": options.output_kind,
-        "producer": f"edgeship {__version__}",
-    }
-    kept = [prop for prop in proto.metadata_props if prop.key not in values]
+    """Store labels, preprocessing and output kind in metadata_props (replacing any earlier values) and a doc_string."""
+    values = onnx_metadata(options.labels, options.input_spec, options.output_kind)
+    proto.doc_string = describe(options.model_name, options.labels, options.input_spec)
+    kept = [prop for prop in proto.metadata_props if prop.key not in values and prop.key != "input"]
     del proto.metadata_props[:]
     proto.metadata_props.extend(kept)
     for key, value in values.items():

@@ -20,8 +20,8 @@ from edgeship.files import atomic_write_bytes
 CALIBRATION_METHOD = "MinMax"
 
 
-def export_onnx_int8(model: Any, path: Path, options: ExportOptions) -> ExportRecord:
-    """int8 weights (per channel) and activations with QuantizeLinear/DequantizeLinear pairs around each op."""
+def quantize_onnx(proto: Any, options: ExportOptions) -> tuple[Any, dict[str, Any]]:
+    """The float ModelProto quantized to QDQ int8 on the calibration images, with edgeship's metadata; and how."""
     try:
         from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -29,7 +29,6 @@ def export_onnx_int8(model: Any, path: Path, options: ExportOptions) -> ExportRe
         raise FormatSkipped("onnxruntime is not installed; install it with: pip install 'edgeship[onnx]'") from exc
     import onnx
 
-    proto, details = convert_to_onnx(model, options)
     inputs = options.calibration_inputs()
 
     class RealImages(CalibrationDataReader):
@@ -63,16 +62,25 @@ def export_onnx_int8(model: Any, path: Path, options: ExportOptions) -> ExportRe
         quantized = onnx.load(quantized_path)
     add_metadata(quantized, options)
     onnx.checker.check_model(quantized, full_check=True)
+    return quantized, {
+        "quantizer": "onnxruntime.quantization.quantize_static",
+        "pre_process": "quant_pre_process",
+        "quant_format": "QDQ",
+        "per_channel": True,
+        "activation_type": "int8",
+        "weight_type": "int8",
+        "calibration": {**options.calibration, "method": CALIBRATION_METHOD},
+    }
+
+
+def export_onnx_int8(model: Any, path: Path, options: ExportOptions) -> ExportRecord:
+    """int8 weights (per channel) and activations with QuantizeLinear/DequantizeLinear pairs around each op."""
+    try:
+        import onnxruntime.quantization  # noqa: F401
+    except ImportError as exc:
+        raise FormatSkipped("onnxruntime is not installed; install it with: pip install 'edgeship[onnx]'") from exc
+    proto, details = convert_to_onnx(model, options)
+    quantized, quantization = quantize_onnx(proto, options)
     atomic_write_bytes(path, quantized.SerializeToString())
-    details.update(
-        {
-            "quantizer": "onnxruntime.quantization.quantize_static",
-            "pre_process": "quant_pre_process",
-            "quant_format": "QDQ",
-            "per_channel": True,
-            "activation_type": "int8",
-            "weight_type": "int8",
-            "calibration": {**options.calibration, "method": CALIBRATION_METHOD},
-        }
-    )
+    details.update(quantization)
     return ExportRecord(path, details)

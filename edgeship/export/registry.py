@@ -43,8 +43,11 @@ FORMATS: dict[str, ExportFormat] = {
         ExportFormat("tflite-fp16", "tflite", "fp16", "model_fp16.tflite", "edgeship.export.tflite:export_tflite_fp16"),
         ExportFormat("tflite-dynamic", "tflite", "dynamic-int8", "model_dynamic.tflite", "edgeship.export.tflite:export_tflite_dynamic"),
         ExportFormat("tflite-int8", "tflite", "int8", "model_int8.tflite", "edgeship.export.tflite:export_tflite_int8"),
+        ExportFormat("tflite-int8-uint8io", "tflite", "int8", "model_int8_uint8io.tflite", "edgeship.export.tflite:export_tflite_int8_uint8io"),
         ExportFormat("onnx", "onnx", "fp32", "model.onnx", "edgeship.export.onnx:export_onnx"),
         ExportFormat("onnx-int8", "onnx", "int8", "model_int8.onnx", "edgeship.export.onnx_int8:export_onnx_int8"),
+        ExportFormat("onnx-ort", "ort", "fp32", "model.ort", "edgeship.export.ort:export_ort"),
+        ExportFormat("onnx-ort-int8", "ort", "int8", "model_int8.ort", "edgeship.export.ort:export_ort_int8"),
         ExportFormat("edgetpu", "edgetpu", "int8", "model_int8_edgetpu.tflite", "edgeship.export.edgetpu:export_edgetpu", parity_measurable=False),
     )
 }

@@ -15,6 +15,7 @@ tflite-runtime or LiteRT on a device, and a model that needs more fails here wit
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -130,3 +131,14 @@ def export_tflite_int8(model: Any, path: Path, options: ExportOptions) -> Export
             "calibration": {**options.calibration, "method": "TFLite min/max over the representative dataset"},
         },
     )
+
+
+def export_tflite_int8_uint8io(model: Any, path: Path, options: ExportOptions) -> ExportRecord:
+    """Full-integer int8 with uint8 input and output: the int8 file for MediaPipe Tasks and Android apps.
+
+    MediaPipe Tasks' ImageClassifier takes only uint8 or float32 input tensors; given an int8-input
+    model it fails with "Type mismatch for input tensor ...: Requested one of these types:
+    uint8/float32, got INT8" (measured with mediapipe 0.10.21). With x = raw / 255 the uint8 input
+    is the raw pixel itself, which is what MediaPipe feeds a uint8 model.
+    """
+    return export_tflite_int8(model, path, dataclasses.replace(options, int8_io="uint8"))

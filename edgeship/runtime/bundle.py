@@ -19,7 +19,10 @@ from edgeship.manifest import Artifact, Manifest, load_manifest, resolve_in_bund
 from edgeship.runtime.backends import FORMAT_BACKENDS, backend_for_format, backend_module, installed
 from edgeship.runtime.status import FAIL
 
-PREFERENCE = ("tflite-int8", "tflite-fp32", "onnx", "tflite-dynamic", "tflite-fp16", "onnx-int8", "edgetpu")
+PREFERENCE = (
+    "tflite-int8", "tflite-fp32", "onnx", "tflite-dynamic", "tflite-fp16", "onnx-int8", "tflite-int8-uint8io",
+    "onnx-ort", "onnx-ort-int8", "edgetpu",
+)
 """Default artifact order: the fastest faithful file first."""
 
 GOLDEN_ARRAYS = ("images", "probabilities")

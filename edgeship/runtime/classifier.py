@@ -15,6 +15,7 @@ thread-safe.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,8 +35,11 @@ from edgeship.runtime.preprocess import (
     input_converters,
     known_dims,
 )
+from edgeship.runtime.metadata import bare_preprocessing, check_against_manifest
 
 __all__ = ["Classifier", "Ranked"]
+
+log = logging.getLogger(__name__)
 
 _UINT8 = np.dtype(np.uint8)
 _LABELS_ARE_INT64 = np.dtype(np.intp) == np.dtype(np.int64)
@@ -117,6 +121,13 @@ class Classifier:
         bundle = Bundle.open(folder)
         chosen = bundle.choose(name, backend, accelerators["delegate"])
         runner = create_runner(bundle.artifact_path(chosen, verify), chosen.format, backend, **accelerators)
+        runner.activate()
+        try:
+            # The file's own metadata (labels, normalization) must say what the manifest says.
+            check_against_manifest(runner, bundle.manifest.labels, bundle.manifest.input, bundle.manifest.output_kind)
+        except BaseException:
+            runner.release()
+            raise
         return cls._build(runner, bundle.manifest.labels, bundle.manifest.input, bundle.manifest.output_kind == "logits", chosen)
 
     @classmethod
@@ -126,12 +137,14 @@ class Classifier:
         runner = create_runner(path, SUFFIX_FORMATS[path.suffix.lower()], backend, **accelerators)
         runner.activate()
         try:
-            spec = bare_input_spec(known_dims(runner.input.shape, path), options)
             classes = class_count(runner.output.shape, path)
+            # The file's own metadata (labels, normalization) fills in what the options leave out.
+            merged, labels = bare_preprocessing(runner, options, classes, log.warning)
+            spec = bare_input_spec(known_dims(runner.input.shape, path), merged)
         except BaseException:
             runner.release()
             raise
-        return cls._build(runner, [str(i) for i in range(classes)], spec, bool(options["logits"]))
+        return cls._build(runner, labels or [str(i) for i in range(classes)], spec, bool(merged.get("logits")))
 
     @classmethod
     def _build(cls, runner: Runner, labels: list[str], spec: InputSpec, logits: bool, artifact: Artifact | None = None) -> "Classifier":

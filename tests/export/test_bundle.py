@@ -36,7 +36,11 @@ def test_manifest_round_trips_and_hashes_match(mlp_bundle, mlp_run):
         assert path.stat().st_size == artifact.bytes
         assert artifact.export_seconds > 0 and artifact.parity["images"] == 1000
     assert sha256_file(mlp_bundle.bundle / loaded.golden["file"]) == loaded.golden["sha256"]
-    listed = {a.file for a in ok} | {loaded.golden["file"], MANIFEST_NAME}
+    sidecars = [a.details["required_operators"] for a in ok if "required_operators" in a.details]
+    assert {sidecar["file"] for sidecar in sidecars} == {"model.required_operators.config", "model_int8.required_operators.config"}
+    for sidecar in sidecars:
+        assert sha256_file(mlp_bundle.bundle / sidecar["file"]) == sidecar["sha256"]
+    listed = {a.file for a in ok} | {loaded.golden["file"], MANIFEST_NAME} | {sidecar["file"] for sidecar in sidecars}
     assert {p.name for p in mlp_bundle.bundle.iterdir()} == listed
     assert staging_leftovers(mlp_bundle.bundle.parent) == []
 

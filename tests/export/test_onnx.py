@@ -53,8 +53,12 @@ def test_onnx_file_is_checked_opset_17_dynamic_batch_with_metadata(mlp_bundle, r
     assert model.graph.output[0].type.tensor_type.shape.dim[0].dim_param == "batch"
     metadata = {prop.key: prop.value for prop in model.metadata_props}
     assert json.loads(metadata["labels"]) == [str(d) for d in range(10)]
-    assert json.loads(metadata["input"])["scale"] == pytest.approx(1 / 255)
+    preprocessing = json.loads(metadata["preprocessing"])
+    assert preprocessing["input"]["scale"] == pytest.approx(1 / 255)
+    assert preprocessing["normalization_in_pixels"] == {"mean": [0.0], "std": [pytest.approx(255.0)]}
+    assert preprocessing["color"] == "GRAYSCALE" and preprocessing["output_kind"] == "probabilities"
     assert metadata["output_kind"] == "probabilities"
+    assert "10 classes" in model.doc_string and "normalized as (pixel - mean) / std" in model.doc_string
     images = scale_as_manifest(read_golden(mlp_bundle.bundle)["images"], mlp_bundle.manifest)
     for batch in (1, 33):
         assert run_onnx(mlp_bundle.bundle / "model.onnx", images[:batch]).shape == (batch, 10)
@@ -98,7 +102,7 @@ def test_onnx_int8_is_qdq_per_channel_within_one_point(any_bundle, read_golden, 
     golden = read_golden(any_bundle.bundle)
     outputs = run_onnx(any_bundle.bundle / artifact.file, scale_as_manifest(golden["images"], any_bundle.manifest))
     assert (outputs.argmax(1) == golden["probabilities"].argmax(1)).mean() >= 0.98
-    assert {prop.key for prop in model.metadata_props} >= {"labels", "input", "output_kind"}
+    assert {prop.key for prop in model.metadata_props} >= {"labels", "preprocessing", "output_kind"}
 
 
 def test_ops_tf2onnx_could_not_convert_are_refused():

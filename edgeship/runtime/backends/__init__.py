@@ -21,8 +21,8 @@ BACKENDS = {
     "litert": "edgeship.runtime.backends.litert",
     "onnxruntime": "edgeship.runtime.backends.onnxruntime",
 }
-FORMAT_BACKENDS = {"tflite": "litert", "edgetpu": "litert", "onnx": "onnxruntime"}
-SUFFIX_FORMATS = {".tflite": "tflite", ".onnx": "onnx"}
+FORMAT_BACKENDS = {"tflite": "litert", "edgetpu": "litert", "onnx": "onnxruntime", "ort": "onnxruntime"}
+SUFFIX_FORMATS = {".tflite": "tflite", ".onnx": "onnx", ".ort": "ort"}
 
 
 @dataclass

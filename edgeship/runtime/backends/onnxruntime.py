@@ -18,7 +18,7 @@ from edgeship.errors import BackendUnavailableError, ModelError, UsageError
 from edgeship.runtime.backends.base import Convert, Runner, RunnerInfo, TensorInfo
 
 NAME = "onnxruntime"
-FORMATS = ("onnx",)
+FORMATS = ("onnx", "ort")
 PACKAGES = ("onnxruntime",)
 INSTALL = "pip install 'edgeship[onnx]'"
 
@@ -162,6 +162,11 @@ class OnnxRuntimeRunner(Runner):
             convert(source, batch)
             source = batch
         return self._run_session(self._output_names, {self._input_name: source})[0]
+
+    def model_metadata(self) -> tuple[dict[str, str], str]:
+        """The model's metadata_props and doc_string, as ONNX Runtime reads them (from .onnx and .ort files alike)."""
+        meta = self._session.get_modelmeta()
+        return dict(meta.custom_metadata_map), meta.description or ""
 
     def info(self) -> RunnerInfo:
         return RunnerInfo(
