@@ -348,11 +348,14 @@ def mobile_choices(artifacts: list[Artifact], spec: InputSpec) -> dict[str, Any]
     input whose quantization is the recorded scaling itself (q = raw), as the runtime's fast path
     also checks; int8-input files are refused by MediaPipe.
     """
-    made = [a for a in artifacts if a.status == PASS and a.format == "tflite" and a.input is not None]
-    float_choice = next((a.name for a in made if a.precision == "fp32"), None)
+    made = [a for a in artifacts if a.has_file and a.format == "tflite" and a.input is not None]
+    float_choice = next((a.name for a in made if a.precision == "fp32" and a.status == PASS), None)
     int8_choice, reason = None, "no full-integer TFLite file with uint8 input was exported (add tflite-int8-uint8io)"
     for artifact in made:
         if artifact.precision != "int8" or artifact.input.dtype not in MEDIAPIPE_INPUT_TYPES:
+            continue
+        if artifact.status != PASS:
+            reason = f"{artifact.name} did not pass its gates ({artifact.status}: {artifact.reason})"
             continue
         quantization = artifact.input.quantization
         gain, offset = _gain_offset(spec)

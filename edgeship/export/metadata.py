@@ -60,7 +60,7 @@ def _bindings() -> tuple[Any, Any, Any]:
 
 def colour_space(input_spec: Any) -> str:
     """RGB or GRAYSCALE, from the channel count of the input."""
-    from edgeship.runtime.classifier import image_geometry
+    from edgeship.runtime.preprocess import image_geometry
 
     channels = image_geometry(input_spec)[2]
     if channels == 3:
@@ -72,7 +72,7 @@ def colour_space(input_spec: Any) -> str:
 
 def pixel_normalization(input_spec: Any) -> tuple[list[float], list[float]]:
     """Mean and std in raw-pixel units, per channel: x = (raw*scale - mean)/std = (raw - mean/scale) / (std/scale)."""
-    from edgeship.runtime.classifier import image_geometry
+    from edgeship.runtime.preprocess import image_geometry
 
     channels = image_geometry(input_spec)[2]
     means = _per_channel(input_spec.mean, channels, "mean")
@@ -105,7 +105,7 @@ def preprocessing_record(input_spec: Any, output_kind: str) -> dict[str, Any]:
 
 def describe(name: str, labels: list[str], input_spec: Any) -> str:
     """One paragraph a person reads in a model viewer: what the model does and how to feed it."""
-    from edgeship.runtime.classifier import image_geometry
+    from edgeship.runtime.preprocess import image_geometry
 
     height, width, channels = image_geometry(input_spec)
     mean, std = pixel_normalization(input_spec)
@@ -133,7 +133,7 @@ def tflite_metadata_buffer(
     name: str, version: str, labels: list[str], input_spec: Any, output_kind: str, input_is_uint8: bool
 ) -> bytes:
     """The TFLite Metadata flatbuffer (file identifier M001) for a one-input image classifier."""
-    from edgeship.runtime.classifier import image_geometry
+    from edgeship.runtime.preprocess import image_geometry
 
     flatbuffers, metadata_fb, _ = _bindings()
     height, width, _channels = image_geometry(input_spec)
