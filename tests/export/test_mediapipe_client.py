@@ -116,7 +116,7 @@ def test_mediapipe_image_classifier_agrees_with_the_runtime(rgb_bundle, record_p
 
     result, pictures, images = rgb_bundle
     manifest = result.manifest
-    assert all(artifact.ok for artifact in manifest.artifacts), [(a.name, a.reason) for a in manifest.artifacts]
+    assert all(artifact.status == "pass" for artifact in manifest.artifacts), [(a.name, a.reason) for a in manifest.artifacts]
     chosen = manifest.mobile["mediapipe"]
     assert chosen["fp32"] == "tflite-fp32" and chosen["int8"] == "tflite-int8-uint8io"
     names = [chosen["fp32"], chosen["int8"]]
