@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from tools.arm64 import REPO
-from tools.arm64.check import SKIP_EXIT, bench_label, compare_artifact
+from tools.arm64.check import GATE_EXIT, SKIP_EXIT, Result, bench_label, compare_artifact, summary, verdict
 from tools.arm64.process import CheckError
 from tools.arm64.qemu import EmulatedArm64, LocalMachine
 from tools.arm64.rootfs import DEFAULT_CACHE, DEFAULT_MIRROR, debian_mirror
@@ -130,6 +130,43 @@ def test_the_emulated_root_is_a_device_with_an_arm64_python(arm64_check, tmp_pat
     assert (machine, version) == ("aarch64", [3, 11])
     assert not [entry for entry in path if str(REPO) in entry or ".venv" in entry], path
     assert (tmp_path / "sum.txt").read_text() == "7"
+
+
+@pytest.mark.arm64
+def test_a_missed_gate_fails_the_check_with_exit_1(arm64_check, mlp_bundle, tmp_path):
+    completed = run_check("--bundle", str(mlp_bundle.bundle), "--out", str(tmp_path), "--min-agreement", "1.01",
+                          "--bench-options", "--threads 1 --batch 1 --seconds 0.2", timeout=1200)
+    result = json.loads((tmp_path / "arm64-check.json").read_text(encoding="utf-8"))
+    assert completed.returncode == GATE_EXIT, completed.stdout + completed.stderr
+    assert result["status"] == "fail"
+    assert result["artifacts"]["tflite-int8"]["status"] == "fail"
+    assert "tflite-int8: agreement 100.00% < 101.00%" in result["reason"]
+    assert completed.stdout.startswith("arm64 check: ❌ fail: ")
+
+
+def test_the_verdict_names_every_failed_command_and_artifact():
+    result = Result(
+        min_agreement=0.999,
+        runtime_cli={"selftest": {"returncode": 0, "seconds": 1.0}, "bench": {"returncode": None, "seconds": 2.0}},
+        artifacts={
+            "tflite-fp32": {"status": "pass", "reason": None, "agreement": 1.0, "mismatches": 0, "images": 10, "max_abs_diff": 0.0,
+                            "x86_backend": "a", "arm64_backend": "b"},
+            "tflite-fp16": {"status": "fail", "reason": "agreement 90.00% < 99.90%", "agreement": 0.9, "mismatches": 1, "images": 10,
+                            "max_abs_diff": 0.3, "x86_backend": "a", "arm64_backend": "b"},
+            "tflite-int8": {"status": "error", "reason": "not runnable with edgeship[tflite] on the Pi: no kernel"},
+            "tflite-dynamic": {"status": "skipped", "reason": "not runnable with edgeship[tflite] on the Pi: no kernel"},
+        },
+    )
+    result.status, result.reason = verdict(result)
+    assert result.status == "fail"
+    assert result.reason == ("`bench` killed by a signal under emulation; tflite-fp16: agreement 90.00% < 99.90%; "
+                             "tflite-int8 does not run on the Pi's interpreter")
+    lines = summary(result).splitlines()
+    assert lines[0].startswith("arm64 check: ❌ fail: `bench` killed by a signal")
+    assert any(line.strip().startswith("tflite-fp16") and line.endswith("❌ fail: agreement 90.00% < 99.90%") for line in lines)
+    assert any(line.strip().startswith("tflite-int8    ⚠️ error: not runnable") and line.endswith("(REQUIRED)") for line in lines)
+    assert any(line.strip().startswith("tflite-dynamic ⏭️ skipped: not runnable") for line in lines)
+    assert verdict(Result(artifacts={"tflite-fp32": {"status": "pass"}})) == ("pass", "")
 
 
 def test_skips_with_a_reason_when_qemu_cannot_be_installed(tmp_path):

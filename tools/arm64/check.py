@@ -90,6 +90,18 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class Target:
+    """The prepared emulated Pi: qemu, the cached root and its details, the wheel cache, edgeship's wheel and the installed packages."""
+
+    qemu: str
+    root: Path
+    details: dict[str, str]
+    wheels: Path
+    wheel: Path
+    versions: dict[str, str]
+
+
 @contextlib.contextmanager
 def timed(result: Result, stage: str) -> Iterator[None]:
     """Record how long a stage took."""
@@ -228,16 +240,15 @@ async def fetch(machine: LocalMachine, remote: str, local: Path) -> Path:
     return local
 
 
-async def probe_unsupported(root: Path, qemu: str, cpu: str, wheel: Path, bundle: Bundle, remote_bundle: str, images: str,
-                            wheels: Path, work: Path, log: Path) -> dict[str, dict[str, Any]]:
+async def probe_unsupported(target: Target, cpu: str, bundle: Bundle, remote_bundle: str, images: str, work: Path, log: Path) -> dict[str, dict[str, Any]]:
     """Install edgeship[litert] and edgeship[onnx] into the emulated root and predict with each, to see whether qemu still crashes."""
     findings = {}
     for extra, (backend, file_format) in PROBES.items():
         site = work / f"site-{extra}"
-        versions, _ = install_runtime(wheel, extra, site, wheels, log)
+        versions, _ = install_runtime(target.wheel, extra, site, target.wheels, log)
         artifact = next((a.name for a in bundle.manifest.artifacts if a.format == file_format and a.status == PASS), None)
         arguments = ["predict", remote_bundle, images, "--artifact", artifact, "--backend", backend, "--json"] if artifact else ["backends", "--json"]
-        outcome = await runtime_cli(EmulatedArm64(root, work / "home", qemu, cpu, site), arguments, f"edgeship[{extra}] under qemu", log)
+        outcome = await runtime_cli(EmulatedArm64(target.root, work / "home", target.qemu, cpu, site), arguments, f"edgeship[{extra}] under qemu", log)
         findings[extra] = {
             "documented": NOT_TESTABLE[extra],
             "versions": versions,
@@ -249,32 +260,63 @@ async def probe_unsupported(root: Path, qemu: str, cpu: str, wheel: Path, bundle
     return findings
 
 
-async def check(args: argparse.Namespace, result: Result, out: Path, work: Path) -> None:
-    """The whole check; fills `result` as it goes."""
-    cache, logs = Path(args.cache).expanduser(), out / "logs"
-    given = given_bundle(args.bundle)
-    result.min_agreement = args.min_agreement
-    result.host = {"machine": platform.machine(), "python": platform.python_version(), "cpus": str(os.cpu_count())}
-    result.not_testable_under_emulation = {extra: {"documented": text} for extra, text in NOT_TESTABLE.items()}
+def prepare(args: argparse.Namespace, result: Result, work: Path, logs: Path) -> Target:
+    """Host tools, the Bookworm root and `edgeship[tflite]` for arm64 in work/site, from the cache where it has them."""
     with timed(result, "host_tools"):
         installed = ensure_host_tools()
     result.cache["host_tools"] = not installed
     qemu = shutil.which("qemu-aarch64-static")
     result.host["qemu"] = run([qemu, "--version"], "qemu-aarch64-static --version").stdout.split("\n")[0]
     result.mirror = debian_mirror()
+    cache = Path(args.cache).expanduser()
     with cache_lock(cache):
         with timed(result, "root"):
-            root, result.cache["root"], root_details = ensure_root(cache, result.mirror, qemu, logs)
+            root, result.cache["root"], details = ensure_root(cache, result.mirror, qemu, logs)
         wheels = cache / "wheels"
         wheels.mkdir(exist_ok=True)
         with timed(result, "edgeship_wheel"):
             wheel, result.cache["build_wheels"] = build_edgeship_wheel(wheels, work, logs / "pip.log")
         with timed(result, "install_runtime"):
             versions, result.cache["runtime_wheels"] = install_runtime(wheel, "tflite", work / "site", wheels, logs / "pip.log")
+    return Target(qemu, root, details, wheels, wheel, versions)
+
+
+async def runnable_artifacts(emulator: EmulatedArm64, bundle: Bundle, remote_bundle: str, result: Result, out: Path, log: Path) -> list[str]:
+    """Run selftest on the emulated Pi; the TFLite artifacts it runs (those it skips are recorded: an error when required)."""
+    artifacts = [a.name for a in bundle.manifest.artifacts if a.format == "tflite" and a.status == PASS]
+    if not artifacts:
+        raise CheckError(f"{bundle.folder} has no TFLite artifact that exported fine; export tflite-fp32 and tflite-int8")
+    outcome = await runtime_cli(emulator, ["selftest", remote_bundle, "--json", SELFTEST_JSON], "arm64 `selftest` under qemu", log)
+    result.runtime_cli["selftest"] = outcome
+    try:
+        selftest = await fetch(emulator, SELFTEST_JSON, out / SELFTEST_JSON)
+    except CheckError as exc:
+        raise CheckError(f"arm64 `selftest` wrote no JSON ({exit_text(outcome['returncode'])}):\n{outcome['output_tail']}") from exc
+    result.selftest_json = str(selftest)
+    rows = {row["artifact"]: row for row in json.loads(selftest.read_text(encoding="utf-8"))["rows"]}
+    runnable = []
+    for artifact in artifacts:
+        row = rows.get(artifact, {})
+        if row.get("status") == SKIPPED:
+            status = ERROR if artifact in REQUIRED_ARTIFACTS else SKIPPED
+            result.artifacts[artifact] = {"status": status, "reason": f"not runnable with edgeship[tflite] on the Pi: {row.get('reason')}"}
+        else:
+            runnable.append(artifact)
+    return runnable
+
+
+async def check(args: argparse.Namespace, result: Result, out: Path, work: Path) -> None:
+    """The whole check; fills `result` as it goes."""
+    logs, runtime_log = out / "logs", out / "logs" / "runtime.log"
+    given = given_bundle(args.bundle)
+    result.min_agreement = args.min_agreement
+    result.host = {"machine": platform.machine(), "python": platform.python_version(), "cpus": str(os.cpu_count())}
+    result.not_testable_under_emulation = {extra: {"documented": text} for extra, text in NOT_TESTABLE.items()}
+    target = prepare(args, result, work, logs)
     host = LocalMachine(REPO, sys.executable, name="x86")
-    emulator = EmulatedArm64(root, work / "home", qemu, args.cpu, work / "site")
+    emulator = EmulatedArm64(target.root, work / "home", target.qemu, args.cpu, work / "site")
     result.emulated = emulator.label
-    result.target = {"debian": root_details["debian"], "python": root_details["python"], **versions}
+    result.target = {"debian": target.details["debian"], "python": target.details["python"], **target.versions}
     async with emulator:
         with timed(result, "bundle"):
             bundle = ensure_bundle(given, out, logs / "bundle.log")
@@ -283,31 +325,11 @@ async def check(args: argparse.Namespace, result: Result, out: Path, work: Path)
             remote_bundle = await put_bundle(emulator, bundle)
             await emulator.put(images, images.name)
         result.bundle = str(bundle.folder)
-        artifacts = [a.name for a in bundle.manifest.artifacts if a.format == "tflite" and a.status == PASS]
-        if not artifacts:
-            raise CheckError(f"{bundle.folder} has no TFLite artifact that exported fine; export tflite-fp32 and tflite-int8")
-        runtime_log = logs / "runtime.log"
         with timed(result, "backends"):
             x86_backends = await backend_packages(host, "x86 `backends`", runtime_log)
             arm64_backends = await backend_packages(emulator, "arm64 `backends` under qemu", runtime_log)
         with timed(result, "selftest"):
-            result.runtime_cli["selftest"] = await runtime_cli(emulator, ["selftest", remote_bundle, "--json", SELFTEST_JSON],
-                                                               "arm64 `selftest` under qemu", runtime_log)
-            try:
-                selftest = await fetch(emulator, SELFTEST_JSON, out / SELFTEST_JSON)
-            except CheckError as exc:
-                outcome = result.runtime_cli["selftest"]
-                raise CheckError(f"arm64 `selftest` wrote no JSON ({exit_text(outcome['returncode'])}):\n{outcome['output_tail']}") from exc
-            result.selftest_json = str(selftest)
-            selftest_rows = {row["artifact"]: row for row in json.loads(selftest.read_text(encoding="utf-8"))["rows"]}
-        runnable = []
-        for artifact in artifacts:
-            row = selftest_rows.get(artifact, {})
-            if row.get("status") == SKIPPED:
-                status = ERROR if artifact in REQUIRED_ARTIFACTS else SKIPPED
-                result.artifacts[artifact] = {"status": status, "reason": f"not runnable with edgeship[tflite] on the Pi: {row.get('reason')}"}
-            else:
-                runnable.append(artifact)
+            runnable = await runnable_artifacts(emulator, bundle, remote_bundle, result, out, runtime_log)
         with timed(result, "predict"):
             for artifact in runnable:
                 x86, x86_backend, _ = await predictions(host, str(bundle.folder), artifact, str(images), f"x86 `predict` of {artifact}", runtime_log)
@@ -337,13 +359,18 @@ async def check(args: argparse.Namespace, result: Result, out: Path, work: Path)
         if args.probe_unsupported:
             with timed(result, "probe_unsupported"):
                 result.not_testable_under_emulation = await probe_unsupported(
-                    root, qemu, args.cpu, wheel, bundle, remote_bundle, images.name, wheels, work, logs / "probe.log")
+                    target, args.cpu, bundle, remote_bundle, images.name, work, logs / "probe.log")
+    result.status, result.reason = verdict(result)
+
+
+def verdict(result: Result) -> tuple[str, str]:
+    """pass, or fail naming every runtime command that failed under emulation and every artifact that failed or did not run."""
     problems = [f"`{name}` {exit_text(outcome['returncode'])} under emulation" for name, outcome in result.runtime_cli.items() if outcome["returncode"] != 0]
     problems += [
         f"{name} does not run on the Pi's interpreter" if figures["status"] == ERROR else f"{name}: {figures['reason']}"
         for name, figures in result.artifacts.items() if figures["status"] in (FAIL, ERROR)
     ]
-    result.status, result.reason = (FAIL, "; ".join(problems)) if problems else (PASS, "")
+    return (FAIL, "; ".join(problems)) if problems else (PASS, "")
 
 
 def summary(result: Result) -> str:
