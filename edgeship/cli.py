@@ -16,7 +16,7 @@ from typing import Sequence
 from edgeship import __version__
 from edgeship.errors import run_guarded
 
-COMMANDS = ("data", "train", "export", "verify", "bench", "predict", "report", "pipeline", "preflight")
+COMMANDS = ("data", "train", "export", "verify", "bench", "predict", "report", "pipeline", "preflight", "device", "recommend")
 
 
 def build_parser() -> argparse.ArgumentParser:

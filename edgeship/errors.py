@@ -59,6 +59,10 @@ class OutputError(EdgeshipError):
     """An output path cannot be written (a file where a folder should be, read-only, disk full)."""
 
 
+class DeviceError(EdgeshipError):
+    """A device cannot be reached, logged into or set up (host key, key, Python, disk); the message names the device."""
+
+
 class GateFailedError(EdgeshipError):
     """A parity or benchmark gate failed; the message carries the failing numbers."""
 

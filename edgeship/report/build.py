@@ -1,8 +1,9 @@
 """Build report.md + report.json + PNGs from what the earlier stages wrote into a run folder.
 
 A run folder holds: model.keras with metrics.json / history.json (train), bundle/ (export),
-verify.json (parity), bench.json (bench). Device bench JSONs (`python -m edgeship.runtime bench
---json`) merge in beside the workstation's rows, each labelled with its machine.
+verify.json (parity), bench.json (bench), and devices/NAME/ from `edgeship device run`, whose bench
+JSONs join the workstation's rows as machines of their own, like bench JSONs merged by hand
+(`python -m edgeship.runtime bench --json`); each row is labelled with its machine.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def bench_rows(bench: dict[str, Any]) -> list[dict[str, Any]]:
 def build_report(run: str | Path, merge: list[str | Path] | None = None, bundle: str | Path | None = None) -> dict[str, Path]:
     """Write report.md, report.json and the charts into `run`; return the paths written."""
     from edgeship import plots
+    from edgeship.recommend import format_recommendations, recommend
 
     run = Path(run)
     if not run.is_dir():
@@ -70,6 +72,10 @@ def build_report(run: str | Path, merge: list[str | Path] | None = None, bundle:
         device = _read_json(Path(extra), "give a JSON written by `python -m edgeship.runtime bench --json`")
         if "rows" not in device or "machine" not in device:
             raise UsageError(f"{extra} is not a bench JSON (no rows/machine); write one with `python -m edgeship.runtime bench --json`")
+        rows += bench_rows(device)
+        machines.append(device["machine"])
+    for device_bench in sorted((run / "devices").glob("*/bench.json")):
+        device = _read_json(device_bench, "written by `edgeship device run`")
         rows += bench_rows(device)
         machines.append(device["machine"])
 
@@ -117,8 +123,10 @@ def build_report(run: str | Path, merge: list[str | Path] | None = None, bundle:
         "machines": machines,
         "figures": {name: str(path.relative_to(run)) for name, path in written.items()},
     }
+    recommendations = recommend(run, merge=merge, bundle=bundle)
+    payload["recommendation"] = [rec.to_dict() for rec in recommendations]
     written["json"] = atomic_write_json(run / "report.json", payload)
-    written["markdown"] = atomic_write_text(run / "report.md", render_markdown(payload))
+    written["markdown"] = atomic_write_text(run / "report.md", render_markdown(payload, format_recommendations(recommendations)))
     return written
 
 
@@ -150,7 +158,7 @@ def _sample_prediction(bundle: Path, manifest: Any) -> dict[str, Any] | None:
     return {"image": image[0], "rows": rows, "true_label": manifest.labels[int(golden["labels"][index])]}
 
 
-def render_markdown(payload: dict[str, Any]) -> str:
+def render_markdown(payload: dict[str, Any], recommendation: str | None = None) -> str:
     """The report page: model, parity, size, latency and figures, all from `payload` (the JSON twin)."""
     lines = [f"# edgeship report: {Path(payload['run']).name}", ""]
     model = payload["model"]
@@ -220,6 +228,8 @@ def render_markdown(payload: dict[str, Any]) -> str:
             lines += [f"![latency]({figures['latency']})", ""]
     if "sample_prediction" in figures:
         lines += ["## One test image, three runtimes", "", f"![sample prediction]({figures['sample_prediction']})", ""]
+    if recommendation:
+        lines += ["## Recommendation", "", recommendation]
     if payload["machines"]:
         lines += ["## Machines", ""]
         for machine in payload["machines"]:

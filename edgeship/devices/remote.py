@@ -1,0 +1,223 @@
+"""The steps on one device, through its transport: facts, the runtime's venv, the bundle, selftest, bench, results.
+
+Every step is a few shell commands built with shlex.quote, or one call of the device-side helper
+script (`helper.py`, run by the device's Python from stdin). Nothing needs root: the venv, the
+wheels, the bundles and the results live under the device's workdir (default ~/.edgeship).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeship.devices.inventory import Device
+from edgeship.devices.transport import Completed, Transport
+from edgeship.devices.wheels import Platform, Wheels
+from edgeship.errors import DeviceError
+
+HELPER = (Path(__file__).with_name("helper.py")).read_text(encoding="utf-8")
+MARKER = ".edgeship-wheels.json"
+UPLOAD_SUFFIX = ".upload"
+PIP_ENV = "PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_CONFIG_FILE=/dev/null"
+
+
+def bundle_files(bundle: Path) -> dict[str, str]:
+    """{relative path: sha256} of every file of a bundle folder (hidden files and caches left out)."""
+    from edgeship.files import sha256_file
+
+    files = {}
+    for path in sorted(bundle.rglob("*")):
+        relative = path.relative_to(bundle)
+        if path.is_file() and not any(part.startswith(".") or part == "__pycache__" for part in relative.parts):
+            files[relative.as_posix()] = sha256_file(path)
+    return files
+
+
+def content_digest(files: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def remote_bundle_name(bundle: Path) -> str:
+    """The bundle's name on a device: its run folder and its own name (runs often call their bundle `bundle`)."""
+    resolved = bundle.resolve()
+    name = f"{resolved.parent.name}-{resolved.name}" if resolved.parent.name else resolved.name
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "bundle"
+
+
+@dataclass
+class Steps:
+    """How long each step took on a device (seconds), and what it did."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    venv: str | None = None
+    files_copied: int = 0
+    bytes_copied: int = 0
+    bundle_files_copied: int = 0
+
+
+class DeviceSession:
+    """One device's steps over an open transport."""
+
+    def __init__(self, transport: Transport, device: Device, steps: Steps | None = None) -> None:
+        self.transport = transport
+        self.device = device
+        self.steps = steps or Steps()
+        self.workdir = device.workdir.rstrip("/") or "."
+        self.venv = device.venv_path.rstrip("/")
+        self.facts: dict[str, Any] = {}
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def quote(self, path: str) -> str:
+        return shlex.quote(path)
+
+    @property
+    def venv_python(self) -> str:
+        return self.transport.python_command(f"{self.venv}/bin/python")
+
+    async def helper(self, *arguments: str, timeout: float = 300) -> dict[str, Any]:
+        """Run the helper script with the device's Python; its JSON answer, or DeviceError naming the problem."""
+        python = self.transport.python_command(self.device.python)
+        command = f"{python} - {' '.join(shlex.quote(a) for a in arguments)}"
+        done = await self.transport.run(command, input=HELPER, timeout=timeout)
+        if done.returncode in (126, 127) or (done.returncode != 0 and "not found" in done.stderr and not done.stdout):
+            raise DeviceError(f"{self.device.name}: no Python at `{self.device.python}` ({done.tail(1)}); install python3 there "
+                              "or set python = \"/path/to/python3\" for this device in the inventory")
+        answer = _json_line(done.stdout)
+        if done.returncode == 3 and answer and "oserror" in answer:
+            raise _os_error(self.device, answer)
+        if done.returncode != 0 or answer is None:
+            raise DeviceError(f"{self.device.name}: the device's Python `{self.device.python}` failed on `{arguments[0]}`: {done.tail()}")
+        return answer
+
+    async def shell(self, command: str, what: str, timeout: float | None = None) -> Completed:
+        """Run a command that must succeed; DeviceError with its last lines otherwise (disk full named as such)."""
+        done = await self.transport.run(command, timeout=timeout)
+        if done.returncode != 0:
+            output = done.stdout + done.stderr
+            if "No space left on device" in output or "Errno 28" in output:
+                raise DeviceError(f"{self.device.name}: no space left on the device while {what}; free some space under {self.workdir} and run again")
+            raise DeviceError(f"{self.device.name}: {what} failed: {done.tail()}")
+        return done
+
+    async def upload(self, local: Path, remote: str) -> None:
+        """Copy a file to a temporary name beside `remote`, then rename it: a cut copy never has the final name."""
+        temporary = remote + UPLOAD_SUFFIX
+        await self.transport.put(local, temporary)
+        await self.transport.rename(temporary, remote)
+        self.steps.files_copied += 1
+        self.steps.bytes_copied += local.stat().st_size
+
+    # -- steps ----------------------------------------------------------------------------------
+    async def probe(self) -> dict[str, Any]:
+        """Architecture, OS, Python, disk, CPU frequency, throttling and the venv's marker."""
+        self.facts = await self.helper("facts", self.workdir, self.venv, timeout=60)
+        return self.facts
+
+    async def ensure_runtime(self, wheels: Wheels) -> str:
+        """Make or reuse the venv with edgeship[extra]: 'reused', 'updated' (edgeship's wheel only) or 'installed'."""
+        platform = Platform.from_facts(self.facts)
+        wanted = await wheels.marker(platform, self.device.extra)
+        have = self.facts.get("venv_marker") if self.facts.get("venv_python") else None
+        if have != wanted:
+            await self.probe()  # another device sharing this venv may have just installed it
+            have = self.facts.get("venv_marker") if self.facts.get("venv_python") else None
+        if have == wanted:
+            return "reused"
+        edgeship = await wheels.edgeship_wheel()
+        house = await wheels.wheelhouse(platform, self.device.extra)
+        folder = f"{self.workdir}/wheels"
+        same_deps = bool(have) and all(have.get(key) == wanted[key] for key in ("extra", "platform", "deps"))
+        to_copy = [edgeship] if same_deps else [edgeship, *house]
+        present = await self.helper("prepare", json.dumps([folder]), "[]")
+        present = await self.helper("hashes", folder)
+        from edgeship.files import sha256_file
+
+        for wheel in to_copy:
+            if present.get(wheel.name) != sha256_file(wheel):
+                await self.upload(wheel, f"{folder}/{wheel.name}")
+        pip = f"{PIP_ENV} {self.venv_python} -m pip install --quiet --no-index --find-links {self.quote(folder)}"
+        if same_deps:
+            await self.shell(f"{pip} --no-deps --force-reinstall {self.quote(folder + '/' + edgeship.name)}", "installing edgeship's wheel")
+            outcome = "updated"
+        else:
+            if not self.facts.get("venv_python"):
+                if not self.facts.get("has_venv_module"):
+                    raise DeviceError(f"{self.device.name}: `{self.device.python} -m venv` is not available there; "
+                                      "install it (Debian/Raspberry Pi OS: sudo apt install python3-venv) and run again")
+                python = self.transport.python_command(self.device.python)
+                await self.shell(f"{python} -m venv {self.quote(self.venv)}", f"making the venv {self.venv}")
+            await self.shell(f"{pip} --force-reinstall {self.quote(f'edgeship[{self.device.extra}]')}",
+                             f"installing edgeship[{self.device.extra}] from the copied wheels")
+            outcome = "installed"
+        await self.helper("write", f"{self.venv}/{MARKER}", json.dumps(wanted, indent=2))
+        await self.helper("prepare", "[]", json.dumps([f"{folder}/{wheel.name}" for wheel in to_copy]))
+        return outcome
+
+    async def sync_bundle(self, bundle: Path, files: dict[str, str] | None = None) -> str:
+        """Copy the bundle's files whose sha256 differ on the device into a new version folder, then switch to it; the device path."""
+        files = files if files is not None else bundle_files(bundle)
+        name, digest = remote_bundle_name(bundle), content_digest(files)
+        bundles = f"{self.workdir}/bundles"
+        wanted = json.dumps(files, sort_keys=True)
+        staged = await self.helper("stage", bundles, name, digest, wanted)
+        self.steps.bundle_files_copied = len(staged["needed"])
+        for relative in staged["needed"]:
+            await self.upload(bundle / relative, f"{staged['partial']}/{relative}")
+        committed = await self.helper("commit", bundles, name, digest, wanted)
+        if not committed["committed"]:
+            raise DeviceError(f"{self.device.name}: the copied bundle does not match on the device ({', '.join(committed['wrong'])}); run again")
+        return committed["path"]
+
+    def results_folder(self, remote_bundle: str) -> str:
+        return f"{self.workdir}/results/{remote_bundle.rsplit('/', 1)[-1]}"
+
+    async def selftest(self, remote_bundle: str, timeout: float | None = None) -> tuple[Completed, str]:
+        """`python -m edgeship.runtime selftest --json` on the device; its outcome and where its JSON is."""
+        results = self.results_folder(remote_bundle)
+        target = f"{results}/selftest.json"
+        await self.helper("prepare", json.dumps([results]), json.dumps([target, f"{results}/bench.json"]))
+        command = f"{self.venv_python} -m edgeship.runtime selftest {self.quote(remote_bundle)} --json {self.quote(target)}"
+        return await self.transport.run(command, timeout=timeout), target
+
+    async def bench(self, remote_bundle: str, options: list[str], timeout: float | None = None) -> tuple[Completed, str]:
+        """`python -m edgeship.runtime bench --json` on the device, with the inventory's delegate."""
+        target = f"{self.results_folder(remote_bundle)}/bench.json"
+        words = list(options) + (["--delegate", self.device.delegate] if self.device.delegate else [])
+        command = (f"{self.venv_python} -m edgeship.runtime bench {self.quote(remote_bundle)} --json {self.quote(target)} "
+                   + " ".join(shlex.quote(word) for word in words))
+        return await self.transport.run(command, timeout=timeout), target
+
+    async def fetch(self, remote: str, local: Path) -> Path:
+        """Copy a result file here, atomically."""
+        local.parent.mkdir(parents=True, exist_ok=True)
+        temporary = local.with_name(f".{local.name}.{os.getpid()}.part")
+        try:
+            await self.transport.get(remote, temporary)
+            os.replace(temporary, local)
+        finally:
+            temporary.unlink(missing_ok=True)
+        return local
+
+
+def _json_line(text: str) -> dict[str, Any] | None:
+    for line in reversed(text.strip().splitlines()):
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def _os_error(device: Device, answer: dict[str, Any]) -> DeviceError:
+    where = f" ({answer['filename']})" if answer.get("filename") else ""
+    if answer.get("oserror") == 28:
+        return DeviceError(f"{device.name}: no space left on the device{where}; free some space under {device.workdir} and run again")
+    return DeviceError(f"{device.name}: {answer.get('strerror')}{where} on the device; check the permissions of {device.workdir}")
