@@ -108,10 +108,24 @@ class DeviceSession:
     async def upload(self, local: Path, remote: str) -> None:
         """Copy a file to a temporary name beside `remote`, then rename it: a cut copy never has the final name."""
         temporary = remote + UPLOAD_SUFFIX
-        await self.transport.put(local, temporary)
+        try:
+            await self.transport.put(local, temporary)
+        except DeviceError as exc:
+            raise await self._explain_write_failure(exc, local) from exc
         await self.transport.rename(temporary, remote)
         self.steps.files_copied += 1
         self.steps.bytes_copied += local.stat().st_size
+
+    async def _explain_write_failure(self, exc: DeviceError, local: Path) -> DeviceError:
+        """SFTP says only "Failure" when a write fails: ask the device whether its disk is full, and say so."""
+        try:
+            free = (await self.helper("facts", self.workdir, self.venv, timeout=60)).get("disk_free_bytes")
+        except DeviceError:
+            return exc
+        if free is not None and free < local.stat().st_size:
+            return DeviceError(f"{self.device.name}: no space left on the device: {free / 1024:.0f} KiB free under {self.workdir}, "
+                               f"{local.name} needs {local.stat().st_size / 1024:.0f} KiB; free some space there and run again")
+        return exc
 
     # -- steps ----------------------------------------------------------------------------------
     async def probe(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from edgeship.errors import (
     BackendUnavailableError,
     BundleError,
     DatasetError,
+    DeviceError,
     EdgeshipError,
     ExportError,
     GateFailedError,
@@ -122,6 +123,22 @@ def raise_gate_failed_error(bundle: Path, tmp_path: Path) -> None:
         raise_if_failed(selftest_bundle(copy))
 
 
+def raise_device_error(bundle: Path, tmp_path: Path) -> None:
+    import asyncio
+    import socket
+
+    from edgeship.devices.inventory import parse_device
+    from edgeship.devices.transport import SSHTransport
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nobody listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "known_hosts").write_text("")
+    device = parse_device("nowhere", {"host": "127.0.0.1", "port": port, "known_hosts": str(tmp_path / "known_hosts")})
+    with pytest.raises(DeviceError, match=f"nowhere: cannot connect to 127.0.0.1:{port}"):
+        asyncio.run(SSHTransport(device).open())
+
+
 def swap_golden_answers(bundle: Path, copy: Path) -> Path:
     """A copy of the bundle whose golden probabilities belong to other images (sha256 updated, so only the gates object)."""
     import shutil
@@ -149,6 +166,7 @@ TRIGGERS = {
     "BackendUnavailableError": raise_backend_unavailable_error,
     "OutputError": raise_output_error,
     "GateFailedError": raise_gate_failed_error,
+    "DeviceError": raise_device_error,
 }
 
 

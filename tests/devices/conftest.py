@@ -1,0 +1,64 @@
+"""Device fixtures: a real sshd on localhost, inventories of devices it serves, and the cached runtime venv they share.
+
+Installing edgeship[onnx] into a device venv over SSH takes a minute, so every test device points
+its `venv` at one folder under ~/.cache/edgeship/device-venvs: the first run installs it through
+the real path (wheels copied over SSH, pip install there), later runs find its marker matching the
+wheel set and reuse it (only edgeship's own wheel is reinstalled when the sources change).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from sshd import SSHServer, sshd_missing_reason, start_sshd  # noqa: E402
+
+from edgeship.cli import main  # noqa: E402
+
+DEVICE_VENV = Path(os.environ.get("EDGESHIP_CACHE") or Path.home() / ".cache" / "edgeship") / "device-venvs" / \
+    f"onnx-py{sys.version_info[0]}{sys.version_info[1]}"
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory) -> SSHServer:
+    reason = sshd_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()
+
+
+def write_inventory(path: Path, tables: list[str]) -> Path:
+    path.write_text("\n".join(tables), encoding="utf-8")
+    return path
+
+
+def edgeship(*arguments: str) -> int:
+    """The `edgeship` command in this process."""
+    return main([str(a) for a in arguments])
+
+
+@pytest.fixture(scope="session")
+def warm_venv(sshd, bundle_path, tmp_path_factory) -> Path:
+    """The shared device venv brought up to date once per session by one device (so concurrent devices only reuse it)."""
+    folder = tmp_path_factory.mktemp("warm")
+    inventory = write_inventory(folder / "devices.toml", [sshd.device("warm", folder / "device", venv=str(DEVICE_VENV))])
+    code = edgeship("device", "run", bundle_path, "--all", "--inventory", inventory, "--out", folder / "out", "--seconds", "0.05")
+    assert code == 0, (folder / "out" / "warm" / "device.json").read_text()
+    return DEVICE_VENV
+
+
+@pytest.fixture
+def run_folder(bundle_path, tmp_path) -> Path:
+    """A run folder of our own holding a copy of the bundle, so results land in RUN/devices."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(bundle_path, run / "bundle")
+    return run
