@@ -25,8 +25,9 @@ sys.path.insert(0, str(ROOT / "tests" / "devices"))
 from sshd import sshd_missing_reason, start_sshd  # noqa: E402
 
 from edgeship.devices.inventory import parse_device  # noqa: E402
-from edgeship.devices.run import RunOptions, markdown_table, run_devices  # noqa: E402
+from edgeship.devices.run import RunOptions, run_devices  # noqa: E402
 from edgeship.devices.wheels import cache_root  # noqa: E402
+from edgeship.runtime.tables import markdown_table  # noqa: E402
 
 STEPS = ("connect", "probe", "install", "copy", "selftest", "bench", "fetch")
 

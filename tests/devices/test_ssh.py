@@ -53,7 +53,7 @@ def test_run_two_devices_then_report_and_recommend(sshd, warm_venv, pipeline_run
         assert bundle_files(remote_bundle(workdir, run / "bundle")) == bundle_files(run / "bundle")
         bench = json.loads((run / "devices" / name / "bench.json").read_text())
         assert bench["machine"]["device"] == name
-        assert {row["artifact"] for row in bench["rows"] if row["status"] == "ok"} == {"onnx"}
+        assert {row["artifact"] for row in bench["rows"] if row["status"] == "pass"} == {"onnx"}
 
     # A second run copies nothing: every file's sha256 already matches.
     assert edgeship("device", "run", run / "bundle", "--all", "--inventory", inventory, "--seconds", "0.05") == 0
