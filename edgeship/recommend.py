@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeship.errors import UsageError
-from edgeship.runtime.status import LEGACY, PASS
+from edgeship.runtime.status import FAIL, LEGACY, PASS
 
 PREFER = ("latency", "throughput", "size")
 DEFAULT_BACKENDS = {"tflite": "litert", "edgetpu": "litert", "onnx": "onnxruntime"}
@@ -144,15 +144,18 @@ def recommend_machine(machine: Machine, parity: dict[str, dict[str, Any]], batch
     eligible: list[Candidate] = []
     skipped_seen = set()
     for row in machine.rows:
-        if LEGACY.get(row.get("status", PASS), row.get("status")) != PASS:
-            if row["artifact"] not in skipped_seen:
+        status = LEGACY.get(row.get("status", PASS), row.get("status"))
+        if status == FAIL and row.get("batch") == batch:
+            result.excluded.append((_row_candidate(row).label, f"bench: {row.get('reason')}"))
+            continue
+        if status != PASS:
+            if status != FAIL and row["artifact"] not in skipped_seen:
                 skipped_seen.add(row["artifact"])
                 result.excluded.append((f"{row['artifact']} · {row.get('backend')}", f"cannot run here: {row.get('reason')}"))
             continue
         if row.get("batch") != batch:
             continue
-        candidate = Candidate(row["artifact"], row["backend"], row.get("accelerator"), row.get("threads"), row["batch"],
-                              row["p50_ms"], row["p99_ms"], row["throughput_ips"], row.get("file_bytes"), row.get("format"))
+        candidate = _row_candidate(row)
         reason = _exclusion(candidate, machine, parity, max_latency_ms, min_agreement)
         if reason:
             result.excluded.append((candidate.label, reason))
@@ -168,6 +171,11 @@ def recommend_machine(machine: Machine, parity: dict[str, dict[str, Any]], batch
         result.runner_up = next((c for c in eligible[1:] if c.artifact != result.choice.artifact), eligible[1] if len(eligible) > 1 else None)
         result.python = python_line(machine.bundle, result.choice)
     return result
+
+
+def _row_candidate(row: dict[str, Any]) -> Candidate:
+    return Candidate(row["artifact"], row["backend"], row.get("accelerator"), row.get("threads"), row["batch"],
+                     row["p50_ms"], row["p99_ms"], row["throughput_ips"], row.get("file_bytes"), row.get("format"))
 
 
 def _exclusion(candidate: Candidate, machine: Machine, parity: dict[str, dict[str, Any]],

@@ -137,14 +137,14 @@ def _run(args: argparse.Namespace) -> int:
     from edgeship.errors import UsageError
     from edgeship.files import ensure_directory
     from edgeship.manifest import load_manifest
-    from edgeship.runtime.cli import parse_positive_list
+    from edgeship.runtime.options import positive_list
 
     bundle = Path(args.bundle)
     load_manifest(bundle)
     if args.seconds <= 0:
         raise UsageError(f"--seconds must be positive, got {args.seconds}")
-    parse_positive_list(args.threads, "--threads")
-    parse_positive_list(args.batch, "--batch")
+    positive_list(args.threads, "--threads")
+    positive_list(args.batch, "--batch")
     devices = load_inventory(args.inventory)
     chosen = select(devices, [name.strip() for name in args.on.split(",") if name.strip()] if args.on else None, everything=args.all)
     options = _options(args)

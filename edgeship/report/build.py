@@ -17,7 +17,7 @@ import numpy as np
 from edgeship.errors import UsageError
 from edgeship.files import atomic_write_json, atomic_write_text, ensure_directory
 from edgeship.manifest import load_manifest
-from edgeship.runtime.status import LEGACY, PASS, label
+from edgeship.runtime.status import FAIL, HAS_RESULT, LEGACY, PASS, label
 from edgeship.runtime.tables import cell, markdown_table
 
 
@@ -47,7 +47,7 @@ def bench_rows(bench: dict[str, Any]) -> list[dict[str, Any]]:
     """The measured rows of one bench JSON (schema 1 said ok, 2 says pass), each tagged with its machine's label."""
     label = machine_label(bench.get("machine", {}))
     rows = bench.get("rows", [])
-    return [{**row, "machine_label": label} for row in rows if LEGACY.get(row.get("status", PASS), row.get("status")) == PASS]
+    return [{**row, "machine_label": label} for row in rows if LEGACY.get(row.get("status", PASS), row.get("status")) in HAS_RESULT]
 
 
 def build_report(run: str | Path, merge: list[str | Path] | None = None, bundle: str | Path | None = None) -> dict[str, Path]:
@@ -212,13 +212,14 @@ def render_markdown(payload: dict[str, Any], recommendation: str | None = None) 
             "`python -m edgeship.runtime bench` on a slim install gives the device figure.",
             "",
             markdown_table(
-                ("machine", "artifact", "backend", "threads", "batch", "p50 (ms)", "p90 (ms)", "p99 (ms)", "images/s", "load (s)",
-                 "peak RSS (MiB)"),
+                ("machine", "artifact", "backend", "threads", "batch", "p50 (ms)", "p90 (ms)", "p99 (ms)", "CV", "images/s", "load (s)",
+                 "peak RSS (MiB)", "notes"),
                 [
                     (row["machine_label"], row["artifact"], row["backend"] + (f" {row['accelerator']}" if row.get("accelerator") else ""),
                      row["threads"] or "default", row["batch"], cell(row["p50_ms"], ".3f"), cell(row["p90_ms"], ".3f"),
-                     cell(row["p99_ms"], ".3f"), cell(row["throughput_ips"], ",.0f"), cell(row.get("load_seconds"), ".3f"),
-                     cell(row.get("peak_rss_mb"), ".0f"))
+                     cell(row["p99_ms"], ".3f"), cell(row.get("cv"), ".2f"), cell(row["throughput_ips"], ",.0f"),
+                     cell(row.get("load_seconds"), ".3f"), cell(row.get("peak_rss_mb"), ".0f"),
+                     "; ".join(([label(row["status"], row.get("reason"))] if row.get("status") == FAIL else []) + row.get("flags", [])) or None)
                     for row in payload["bench"]
                 ],
             ),

@@ -1,31 +1,39 @@
 """The timing loop, the same on a workstation and on a device: latency percentiles, throughput, load time, memory.
 
-Each row is one artifact x backend x threads x batch (x accelerator): warm-up calls first (not
-counted), then timed calls until a time budget is spent (at least `min_runs`), p50/p90/p99 from
-the per-call times. Peak RSS is the process's high-water mark after the row (getrusage), so it
-only grows across rows. `time_callable` and `bench_callable` take any predict function, so other
+Each row is one artifact x backend x threads x batch (x accelerator): the first, cold call timed
+on its own, warm-up calls (not counted), then timed calls until a time budget is spent (at least
+`min_runs`), p50/p90/p99 and the coefficient of variation (std/mean) from the per-call times.
+Between calls, outside the timed region, the CPU clock is read from /sys/devices/system/cpu/*/cpufreq
+(and `vcgencmd get_throttled` on a Raspberry Pi): a row measured while the CPU ran below its rated
+clock or was throttled says so in `flags`, since such numbers are not the machine's. With a latency
+budget (`--budget-ms`) a row whose p99 exceeds it fails. Peak RSS is the process's high-water mark
+after the row (getrusage), so it only grows across rows. `time_callable` and `bench_callable` take any predict function, so other
 references (a Keras model) get rows of the same shape.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import platform
+import re
+import shutil
+import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from edgeship.errors import BackendUnavailableError, UsageError
+from edgeship.errors import BackendUnavailableError, GateFailedError, UsageError
 from edgeship.files import atomic_write_json
 from edgeship.runtime.backends import FORMAT_BACKENDS, available_backends, backend_module
 from edgeship.runtime.bundle import Bundle
 from edgeship.runtime.classifier import Classifier
 from edgeship.runtime.options import BenchOptions, ModelOptions
-from edgeship.runtime.status import PASS, SKIPPED, label
+from edgeship.runtime.status import FAIL, HAS_RESULT, PASS, SKIPPED, label
 from edgeship.runtime.tables import cell, markdown_table
 
 BENCH_SCHEMA = "edgeship.bench/2"
@@ -42,6 +50,8 @@ class Timing:
     p99_ms: float
     mean_ms: float
     throughput_ips: float
+    cv: float
+    first_ms: float
 
 
 @dataclass
@@ -62,6 +72,11 @@ class BenchRow:
     p99_ms: float | None = None
     mean_ms: float | None = None
     throughput_ips: float | None = None
+    cv: float | None = None
+    first_ms: float | None = None
+    cpu_mhz: float | None = None
+    cpu_max_mhz: float | None = None
+    flags: list[str] = field(default_factory=list)
     load_seconds: float | None = None
     peak_rss_mb: float | None = None
     file_bytes: int | None = None
@@ -71,9 +86,14 @@ class BenchRow:
 
 
 def time_callable(
-    run: Callable[[], object], batch: int, seconds: float = 1.0, min_runs: int = 10, max_runs: int = 100_000
+    run: Callable[[], object], batch: int, seconds: float = 1.0, min_runs: int = 10, max_runs: int = 100_000,
+    between: Callable[[], None] | None = None,
 ) -> Timing:
-    """Warm up (a tenth of the budget, at least 3 calls), then time calls until `seconds` and `min_runs` are both reached."""
+    """Time the first call alone, warm up (a tenth of the budget, at least 3 calls), then time calls until `seconds`
+    and `min_runs` are both reached; `between` runs about every 0.2 s outside the timed calls."""
+    started = time.perf_counter()
+    run()
+    first_ms = (time.perf_counter() - started) * 1e3
     warm_until = time.perf_counter() + seconds / 10
     for count in range(max_runs):
         run()
@@ -82,6 +102,7 @@ def time_callable(
     durations = []
     clock = time.perf_counter
     deadline = clock() + seconds
+    next_look = clock() + 0.2
     while len(durations) < max_runs:
         started = clock()
         run()
@@ -89,10 +110,70 @@ def time_callable(
         durations.append(finished - started)
         if finished >= deadline and len(durations) >= min_runs:
             break
+        if between is not None and finished >= next_look:
+            between()
+            next_look = clock() + 0.2
     values = np.array(durations) * 1e3
     p50, p90, p99 = np.percentile(values, [50, 90, 99])
     mean = float(values.mean())
-    return Timing(len(values), float(p50), float(p90), float(p99), mean, batch * 1e3 / mean)
+    cv = float(values.std() / mean) if mean > 0 else 0.0
+    return Timing(len(values), float(p50), float(p90), float(p99), mean, batch * 1e3 / mean, round(cv, 4), first_ms)
+
+
+class CpuWatch:
+    """The CPU clock and throttling seen while a row runs: sysfs cpufreq on Linux, `vcgencmd get_throttled` on a Pi.
+
+    `flags()` names what makes the row's numbers not the machine's: a clock below 90% of the rated
+    maximum, or throttling (under-voltage, frequency capping, temperature) now or new during the row.
+    """
+
+    THROTTLE_BITS = {0: "under-voltage", 1: "frequency capped", 2: "throttled", 3: "soft temperature limit"}
+
+    def __init__(self, cpu_root: str = "/sys/devices/system/cpu", vcgencmd: str | None = "vcgencmd") -> None:
+        self.current = sorted(glob.glob(os.path.join(glob.escape(cpu_root), "cpu[0-9]*", "cpufreq", "scaling_cur_freq")))
+        self.rated = max((_read_khz(path.replace("scaling_cur_freq", "cpuinfo_max_freq")) or 0 for path in self.current), default=0) or None
+        self.vcgencmd = shutil.which(vcgencmd) if vcgencmd else None
+        self.lowest: float | None = None
+        self.throttled_start = self._throttled()
+        self.throttled_seen = 0
+
+    def look(self) -> None:
+        """Read every CPU's current clock (and the Pi's throttle state) once."""
+        clocks = [khz for khz in (_read_khz(path) for path in self.current) if khz]
+        if clocks:
+            self.lowest = min(clocks) if self.lowest is None else min(self.lowest, *clocks)
+        self.throttled_seen |= self._throttled() or 0
+
+    def _throttled(self) -> int | None:
+        if not self.vcgencmd:
+            return None
+        try:
+            output = subprocess.run([self.vcgencmd, "get_throttled"], capture_output=True, text=True, timeout=5).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None
+        match = re.search(r"0x[0-9a-fA-F]+", output)
+        return int(match.group(0), 16) if match else None
+
+    def flags(self) -> list[str]:
+        found = []
+        if self.lowest is not None and self.rated and self.lowest < 0.9 * self.rated:
+            found.append(f"CPU clock {self.lowest / 1000:.0f} of {self.rated / 1000:.0f} MHz")
+        now = self.throttled_seen & 0xF
+        new = (self.throttled_seen >> 16) & ~((self.throttled_start or 0) >> 16) & 0xF
+        for bit, name in self.THROTTLE_BITS.items():
+            if now >> bit & 1:
+                found.append(f"{name} now")
+            elif new >> bit & 1:
+                found.append(f"{name} during the run")
+        return found
+
+
+def _read_khz(path: str) -> int | None:
+    try:
+        with open(path, encoding="ascii") as stream:
+            return int(stream.read().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def peak_rss_mb() -> float | None:
@@ -147,9 +228,31 @@ def bench_callable(
     rows = []
     for batch in batches:
         inputs = batch_of(images, batch)
-        timing = time_callable(lambda: predict(inputs), batch, seconds)
-        rows.append(BenchRow(batch=batch, **row_fields, **asdict(timing), peak_rss_mb=peak_rss_mb()))
+        watch = CpuWatch()
+        watch.look()
+        timing = time_callable(lambda: predict(inputs), batch, seconds, between=watch.look)
+        watch.look()
+        rows.append(BenchRow(batch=batch, **row_fields, **asdict(timing), peak_rss_mb=peak_rss_mb(),
+                             cpu_mhz=watch.lowest and round(watch.lowest / 1000), cpu_max_mhz=watch.rated and round(watch.rated / 1000),
+                             flags=watch.flags()))
     return rows
+
+
+def apply_budget(rows: list[BenchRow], budget_ms: float | None) -> list[BenchRow]:
+    """Fail every measured row whose p99 exceeds the latency budget (a CI gate, as accuracy gates are)."""
+    if budget_ms is not None:
+        for row in rows:
+            if row.status == PASS and row.p99_ms > budget_ms:
+                row.status, row.reason = FAIL, f"p99 {row.p99_ms:.3f} ms > budget {budget_ms:g} ms"
+    return rows
+
+
+def raise_if_over_budget(rows: list[BenchRow]) -> None:
+    """GateFailedError naming each row over the latency budget."""
+    failing = [f"{row.artifact} ({row.backend}, {row.threads or 'default'} threads, batch {row.batch}): {row.reason}"
+               for row in rows if row.status == FAIL]
+    if failing:
+        raise GateFailedError("latency budget exceeded by " + "; ".join(failing))
 
 
 def batch_of(images: np.ndarray, batch: int) -> np.ndarray:
@@ -228,7 +331,7 @@ def bench_options(model: ModelOptions, bench: BenchOptions, progress: Callable[[
             delegate=delegate, providers=model.providers, delegate_options=model.delegate_options, seconds=bench.seconds,
             verify=model.verify, progress=progress,
         )
-    return rows
+    return apply_budget(rows, bench.budget_ms)
 
 
 def _skip_reason(artifact: Any, backend: str | None, delegate: str | None, backends: dict[str, Any]) -> str | None:
@@ -269,24 +372,26 @@ def format_bench_table(rows: list[BenchRow]) -> str:
     """The rows as a Markdown table."""
     table = []
     for row in rows:
-        if row.status != PASS:
-            table.append((row.artifact, row.backend, row.accelerator, None, None, None, None, None, None, None, None, None,
+        if row.status not in HAS_RESULT:
+            table.append((row.artifact, row.backend, row.accelerator, None, None, None, None, None, None, None, None, None, None, None,
                           label(row.status, row.reason)))
             continue
+        notes = "; ".join(([row.reason] if row.reason else []) + list(row.flags)) or None
         table.append((
             row.artifact, row.backend, row.accelerator, row.threads or "default", row.batch, cell(row.p50_ms, ".3f"),
-            cell(row.p90_ms, ".3f"), cell(row.p99_ms, ".3f"), cell(row.throughput_ips, ",.0f"), cell(row.load_seconds, ".3f"),
-            cell(row.peak_rss_mb, ".0f"), cell(row.file_bytes, ","), label(row.status),
+            cell(row.p90_ms, ".3f"), cell(row.p99_ms, ".3f"), cell(row.cv, ".2f"), cell(row.first_ms, ".3f"),
+            cell(row.throughput_ips, ",.0f"), cell(row.load_seconds, ".3f"), cell(row.peak_rss_mb, ".0f"), cell(row.file_bytes, ","),
+            label(row.status, notes),
         ))
     return markdown_table(
-        ("artifact", "backend", "accel", "threads", "batch", "p50 ms", "p90 ms", "p99 ms", "images/s", "load s", "peak RSS MiB",
-         "bytes", "status"),
+        ("artifact", "backend", "accel", "threads", "batch", "p50 ms", "p90 ms", "p99 ms", "CV", "1st call ms", "images/s", "load s",
+         "peak RSS MiB", "bytes", "status"),
         table,
     )
 
 
 def check_runnable(rows: list[BenchRow]) -> None:
     """BackendUnavailableError when no row could run at all."""
-    if rows and all(row.status != PASS for row in rows):
+    if rows and all(row.status not in HAS_RESULT for row in rows):
         reasons = "; ".join(sorted({f"{row.artifact}: {row.reason}" for row in rows}))
         raise BackendUnavailableError(f"nothing could be benched here: {reasons}")

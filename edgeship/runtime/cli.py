@@ -60,6 +60,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the rows and machine info as JSON")
     parser.add_argument("--machine-label", metavar="NAME", help="name this machine in the JSON and the report (default: its CPU)")
     parser.add_argument("--emulated", action="store_true", help="mark the timings as measured under emulation (the report says so)")
+    parser.add_argument("--budget-ms", type=float, metavar="MS", help="fail (exit 1) when a row's p99 latency exceeds this many milliseconds")
 
 
 def run_predict(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
@@ -109,13 +110,14 @@ def bench_arguments(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def finish_bench(bench: Any, rows: list[Any]) -> None:
     """Print the table, refuse a bench where nothing ran, write the JSON when asked."""
-    from edgeship.runtime.bench import check_runnable, format_bench_table, write_bench_json
+    from edgeship.runtime.bench import check_runnable, format_bench_table, raise_if_over_budget, write_bench_json
 
     print(format_bench_table(rows))
     check_runnable(rows)
     if bench.json:
         write_bench_json(bench.json, rows, bench.machine())
         print(f"wrote {bench.json}", file=sys.stderr)
+    raise_if_over_budget(rows)
 
 
 def run_bench(args: argparse.Namespace) -> list[Any]:

@@ -119,12 +119,15 @@ class BenchOptions:
     json: Path | None = None
     machine_label: str | None = None
     emulated: bool = False
+    budget_ms: float | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "BenchOptions":
         if args.seconds <= 0:
             raise UsageError(f"--seconds must be positive, got {args.seconds}")
-        return cls(positive_list(args.batch, "--batch"), args.seconds, args.json, args.machine_label, args.emulated)
+        if args.budget_ms is not None and args.budget_ms <= 0:
+            raise UsageError(f"--budget-ms must be positive milliseconds, got {args.budget_ms}")
+        return cls(positive_list(args.batch, "--batch"), args.seconds, args.json, args.machine_label, args.emulated, args.budget_ms)
 
     def machine(self) -> dict[str, Any]:
         """This machine's facts, with the label and emulation flag given on the command line."""
