@@ -131,12 +131,9 @@ def facts(workdir, venv):
 
 def has_venv_module():
     """Whether `python -m venv` can make a venv with pip (Debian splits ensurepip into python3-venv)."""
-    try:
-        import ensurepip  # noqa: F401
-        import venv  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("venv", "ensurepip"))
 
 
 def hashes(folder):
@@ -264,7 +261,10 @@ def main(argv):
     elif command == "hashes":
         result = hashes(arguments[0])
     elif command == "stage":
-        result = stage(arguments[0], arguments[1], arguments[2], json.loads(arguments[3]))
+        wanted = json.loads(arguments[3])
+        result = stage(arguments[0], arguments[1], arguments[2], wanted)
+        if not result["needed"]:  # nothing to upload: switch to the version in the same call
+            result.update(commit(arguments[0], arguments[1], arguments[2], wanted))
     elif command == "commit":
         result = commit(arguments[0], arguments[1], arguments[2], json.loads(arguments[3]))
     elif command == "write":

@@ -20,6 +20,7 @@ from edgeship.devices.inventory import Device
 from edgeship.devices.transport import Completed, Transport
 from edgeship.devices.wheels import Platform, Wheels
 from edgeship.errors import DeviceError
+from edgeship.files import sha256_file
 
 HELPER = (Path(__file__).with_name("helper.py")).read_text(encoding="utf-8")
 MARKER = ".edgeship-wheels.json"
@@ -29,8 +30,6 @@ PIP_ENV = "PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_CONFIG_FILE=/dev/n
 
 def bundle_files(bundle: Path) -> dict[str, str]:
     """{relative path: sha256} of every file of a bundle folder (hidden files and caches left out)."""
-    from edgeship.files import sha256_file
-
     files = {}
     for path in sorted(bundle.rglob("*")):
         relative = path.relative_to(bundle)
@@ -148,10 +147,8 @@ class DeviceSession:
         folder = f"{self.workdir}/wheels"
         same_deps = bool(have) and all(have.get(key) == wanted[key] for key in ("extra", "platform", "deps"))
         to_copy = [edgeship] if same_deps else [edgeship, *house]
-        present = await self.helper("prepare", json.dumps([folder]), "[]")
+        await self.helper("prepare", json.dumps([folder]), "[]")
         present = await self.helper("hashes", folder)
-        from edgeship.files import sha256_file
-
         for wheel in to_copy:
             if present.get(wheel.name) != sha256_file(wheel):
                 await self.upload(wheel, f"{folder}/{wheel.name}")
@@ -181,9 +178,12 @@ class DeviceSession:
         wanted = json.dumps(files, sort_keys=True)
         staged = await self.helper("stage", bundles, name, digest, wanted)
         self.steps.bundle_files_copied = len(staged["needed"])
-        for relative in staged["needed"]:
-            await self.upload(bundle / relative, f"{staged['partial']}/{relative}")
-        committed = await self.helper("commit", bundles, name, digest, wanted)
+        if not staged["needed"]:
+            committed = staged
+        else:
+            for relative in staged["needed"]:
+                await self.upload(bundle / relative, f"{staged['partial']}/{relative}")
+            committed = await self.helper("commit", bundles, name, digest, wanted)
         if not committed["committed"]:
             raise DeviceError(f"{self.device.name}: the copied bundle does not match on the device ({', '.join(committed['wrong'])}); run again")
         return committed["path"]
@@ -195,8 +195,8 @@ class DeviceSession:
         """`python -m edgeship.runtime selftest --json` on the device; its outcome and where its JSON is."""
         results = self.results_folder(remote_bundle)
         target = f"{results}/selftest.json"
-        await self.helper("prepare", json.dumps([results]), json.dumps([target, f"{results}/bench.json"]))
-        command = f"{self.venv_python} -m edgeship.runtime selftest {self.quote(remote_bundle)} --json {self.quote(target)}"
+        command = (f"mkdir -p {self.quote(results)} && rm -f {self.quote(target)} {self.quote(results + '/bench.json')} && "
+                   f"{self.venv_python} -m edgeship.runtime selftest {self.quote(remote_bundle)} --json {self.quote(target)}")
         return await self.transport.run(command, timeout=timeout), target
 
     async def bench(self, remote_bundle: str, options: list[str], timeout: float | None = None) -> tuple[Completed, str]:
