@@ -31,6 +31,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/runtime_overhead.py --bundle artifacts/bench/mlp/bundle
 	$(BIN)/python benchmarks/runtime_threads.py --bundle artifacts/bench/mlp/bundle
 	$(BIN)/python benchmarks/soak.py --bundle artifacts/bench/mlp/bundle
+	@$(BIN)/python benchmarks/devices_scale.py --bundle artifacts/bench/mlp/bundle; rc=$$?; \
+	if [ $$rc -eq 77 ]; then echo "devices_scale SKIPPED (see the reason above)"; else exit $$rc; fi
 
 clean:
 	rm -rf $(VENV) artifacts/*/ .pytest_cache

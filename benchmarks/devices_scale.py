@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "tests" / "devices"))
 from sshd import sshd_missing_reason, start_sshd  # noqa: E402
 
 from edgeship.devices.inventory import parse_device  # noqa: E402
-from edgeship.devices.run import RunOptions, run_devices  # noqa: E402
+from edgeship.devices.run import RunOptions, check_all, run_devices  # noqa: E402
 from edgeship.devices.wheels import cache_root  # noqa: E402
 from edgeship.runtime.tables import markdown_table  # noqa: E402
 
@@ -40,6 +40,19 @@ def timed_run(devices, bundle: Path, out: Path, options: RunOptions) -> tuple[fl
     if failed:
         raise SystemExit("device run failed: " + "; ".join(failed))
     return wall, results
+
+
+def timed_check(devices, options: RunOptions) -> float:
+    """Connect and gather facts (one helper call) on every device at once: orchestration with almost no device work."""
+    import asyncio
+
+    started = time.perf_counter()
+    found = asyncio.run(check_all(devices, options))
+    wall = time.perf_counter() - started
+    errors = [entry["error"] for entry in found if "error" in entry]
+    if errors:
+        raise SystemExit("device check failed: " + "; ".join(errors))
+    return wall
 
 
 def main() -> int:
@@ -84,6 +97,8 @@ def main() -> int:
                 local_walls.append(wall)
                 local_steps.append(results[0].steps.seconds)
             fleet_wall, fleet_results = timed_run(fleet, args.bundle, out, options)
+            check_one = statistics.median(timed_check(one, options) for _ in range(args.repeats))
+            check_fleet = statistics.median(timed_check(fleet, options) for _ in range(args.repeats))
         finally:
             server.stop()
     one_wall, local_wall = statistics.median(one_walls), statistics.median(local_walls)
@@ -94,6 +109,8 @@ def main() -> int:
         ["1 device over SSH (second run)", f"{one_wall:.2f}", "1.00×"],
         [f"{args.devices} devices over SSH at once (second run)", f"{fleet_wall:.2f}", f"{fleet_wall / one_wall:.2f}×"],
         ["1 device as a local folder (same steps, no SSH)", f"{local_wall:.2f}", f"{local_wall / one_wall:.2f}×"],
+        ["`device check` (connect + facts), 1 device", f"{check_one:.2f}", "–"],
+        [f"`device check` (connect + facts), {args.devices} devices at once", f"{check_fleet:.2f}", f"{check_fleet / check_one:.2f}× the 1-device check"],
     ]
     print("All timings on one shared host: every device's selftest and bench ran on its cores.\n")
     print(markdown_table(["case", "wall (s)", "vs 1 device"], rows))
@@ -104,7 +121,8 @@ def main() -> int:
     print(json.dumps({
         "benchmark": "devices_scale", "devices": args.devices, "one_device_s": round(one_wall, 3), "fleet_s": round(fleet_wall, 3),
         "fleet_over_one": round(fleet_wall / one_wall, 2), "fleet_median_device_s": round(fleet_device, 3),
-        "local_s": round(local_wall, 3), "ssh_overhead_per_device_s": round(one_wall - local_wall, 3),
+        "local_s": round(local_wall, 3), "check_one_s": round(check_one, 3), "check_fleet_s": round(check_fleet, 3),
+        "check_fleet_over_one": round(check_fleet / check_one, 2), "ssh_overhead_per_device_s": round(one_wall - local_wall, 3),
         "ssh_overhead_by_step_s": {step: round(ssh - here, 3) for step, (ssh, here) in per_step.items()},
         "shared_host": True,
     }))

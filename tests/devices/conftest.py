@@ -8,7 +8,6 @@ wheel set and reuse it (only edgeship's own wheel is reinstalled when the source
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -16,12 +15,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from fleet import DEVICE_VENV, edgeship, write_inventory  # noqa: E402
 from sshd import SSHServer, sshd_missing_reason, start_sshd  # noqa: E402
-
-from edgeship.cli import main  # noqa: E402
-
-DEVICE_VENV = Path(os.environ.get("EDGESHIP_CACHE") or Path.home() / ".cache" / "edgeship") / "device-venvs" / \
-    f"onnx-py{sys.version_info[0]}{sys.version_info[1]}"
 
 
 @pytest.fixture(scope="session")
@@ -32,16 +27,6 @@ def sshd(tmp_path_factory) -> SSHServer:
     server = start_sshd(tmp_path_factory.mktemp("sshd"))
     yield server
     server.stop()
-
-
-def write_inventory(path: Path, tables: list[str]) -> Path:
-    path.write_text("\n".join(tables), encoding="utf-8")
-    return path
-
-
-def edgeship(*arguments: str) -> int:
-    """The `edgeship` command in this process."""
-    return main([str(a) for a in arguments])
 
 
 @pytest.fixture(scope="session")

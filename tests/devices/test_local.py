@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import edgeship, write_inventory
+from fleet import edgeship, write_inventory
 from edgeship.devices.remote import bundle_files, remote_bundle_name
 
 

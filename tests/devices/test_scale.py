@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from conftest import edgeship, write_inventory
+from fleet import edgeship, write_inventory
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 

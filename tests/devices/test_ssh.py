@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import edgeship, write_inventory
+from fleet import edgeship, write_inventory
 from edgeship.devices.remote import bundle_files, remote_bundle_name
 
 pytestmark = pytest.mark.ssh
