@@ -404,6 +404,18 @@ def summary(result: Result) -> str:
     return "\n".join(lines)
 
 
+def export_as_device(result: Result, folder: Path) -> None:
+    """The emulated Pi's results in the layout `edgeship device run` writes: selftest.json, bench.json, device.json."""
+    bench = json.loads(Path(result.bench_json).read_text(encoding="utf-8"))
+    bench["machine"]["device"] = folder.name
+    selftest = json.loads(Path(result.selftest_json).read_text(encoding="utf-8"))
+    status = PASS if selftest.get("passed") else FAIL
+    atomic_write_json(folder / "selftest.json", selftest)
+    atomic_write_json(folder / "bench.json", bench)
+    atomic_write_json(folder / "device.json", {"name": folder.name, "address": result.emulated, "status": status, "selftest": status,
+                                               "remote_bundle": result.bundle})
+
+
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tools.arm64.check", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -414,6 +426,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--images", type=int, default=1000, help="test images to compare (default 1000)")
     parser.add_argument("--min-agreement", type=float, default=0.999, help="share of images whose argmax must match (default 0.999)")
     parser.add_argument("--bench-options", default="--threads 1 --batch 1,32 --seconds 1", help="options passed to the emulated `bench` (default: %(default)s)")
+    parser.add_argument("--device-out", metavar="DIR", help="also put the emulated selftest and bench JSONs in DIR/emulated-pi/ as "
+                        "`edgeship device run` does (give RUN/devices, and `edgeship report RUN` shows the emulated Pi as a machine)")
     parser.add_argument("--probe-unsupported", action="store_true", help="also install edgeship[litert] and edgeship[onnx] and see whether they still crash under qemu")
     return parser.parse_args(argv)
 
@@ -434,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
         except CheckError as error:
             result.status, result.reason = ERROR, str(error)
     atomic_write_json(out / "arm64-check.json", asdict(result))
+    if args.device_out and result.selftest_json and result.bench_json:
+        export_as_device(result, Path(args.device_out) / "emulated-pi")
     if result.status == SKIPPED:
         print(f"SKIP: {result.reason}")
     print(summary(result))
