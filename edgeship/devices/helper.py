@@ -123,7 +123,7 @@ def facts(workdir, venv):
         "throttled": throttled(),
         "home": os.getcwd(),
         "disk_free_bytes": free,
-        "venv_python": os.path.exists(os.path.join(venv, "bin", "python")),
+        "venv_python": os.path.exists(os.path.join(venv, "bin", "python")) or os.path.isdir(os.path.join(venv, "site", "edgeship")),
         "venv_marker": marker,
         "has_venv_module": has_venv_module(),
     }

@@ -3,7 +3,8 @@
 Looked for in `--inventory FILE`, else `./devices.toml`, else the user config folder
 ($XDG_CONFIG_HOME or ~/.config)/edgeship/devices.toml. Keys of a device:
 
-    kind           "ssh" (default) or "local" (commands run in a folder of this machine, `folder`)
+    kind           "ssh" (default), "local" (commands run in a folder of this machine, `folder`), or
+                   "qemu-arm64" (an emulated arm64 Debian root, `root`, run under qemu-user in `folder`)
     host, port     where sshd listens (port 22 by default)
     user           the login (default: this user's name)
     identity_file  a private key; without one, the SSH agent's keys and ~/.ssh/id_* are tried
@@ -13,6 +14,8 @@ Looked for in `--inventory FILE`, else `./devices.toml`, else the user config fo
     delegate       a LiteRT delegate for bench (e.g. xnnpack, edgetpu); optional
     workdir        the device folder edgeship works in (default .edgeship, under the login's home)
     venv           the runtime's venv on the device (default WORKDIR/venv-EXTRA)
+    root, cpu      for kind "qemu-arm64": the arm64 root (default ~/.cache/edgeship/arm64-bookworm/root, as
+                   `make test-arm64` builds it) and qemu's CPU model (default cortex-a72, a Raspberry Pi 4's)
 
 Passwords have no key on purpose: keys come from the agent or the inventory, never a command line.
 """
@@ -28,9 +31,10 @@ from typing import Any
 
 from edgeship.errors import MissingDependencyError, UsageError
 
-KINDS = ("ssh", "local")
+KINDS = ("ssh", "local", "qemu-arm64")
 EXTRAS = ("litert", "tflite", "onnx")
-KEYS = ("kind", "host", "port", "user", "identity_file", "known_hosts", "python", "extra", "delegate", "workdir", "venv", "folder")
+KEYS = ("kind", "host", "port", "user", "identity_file", "known_hosts", "python", "extra", "delegate", "workdir", "venv", "folder",
+        "root", "cpu")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 INVENTORY_NAME = "devices.toml"
 
@@ -52,6 +56,8 @@ class Device:
     workdir: str = ".edgeship"
     venv: str | None = None
     folder: str | None = None
+    root: str | None = None
+    cpu: str = "cortex-a72"
 
     @property
     def venv_path(self) -> str:
@@ -62,6 +68,8 @@ class Device:
         """Where the device is, for messages: user@host:port, or the local folder."""
         if self.kind == "local":
             return f"local folder {self.folder}"
+        if self.kind == "qemu-arm64":
+            return f"qemu-aarch64 {self.cpu} in {self.folder}"
         return f"{self.user}@{self.host}:{self.port}"
 
 
@@ -137,10 +145,12 @@ def parse_device(name: str, entry: Any, source: Path | str = "inventory") -> Dev
         raise UsageError(f"{where}: extra must be one of {', '.join(EXTRAS)}, got {extra!r}")
     if kind == "ssh" and "host" not in entry:
         raise UsageError(f"{where} has no host; add host = \"NAME-OR-ADDRESS\"")
-    if kind == "local" and "folder" not in entry:
-        raise UsageError(f"{where} is kind = \"local\" and needs folder = \"/a/folder\" to run in")
+    if kind in ("local", "qemu-arm64") and "folder" not in entry:
+        raise UsageError(f"{where} is kind = \"{kind}\" and needs folder = \"/a/folder\" to run in")
     fields = dict(entry)
-    for key in ("identity_file", "known_hosts", "folder"):
+    if kind == "qemu-arm64":
+        fields.setdefault("root", str(Path.home() / ".cache" / "edgeship" / "arm64-bookworm" / "root"))
+    for key in ("identity_file", "known_hosts", "folder", "root"):
         if key in fields:
             fields[key] = str(Path(fields[key]).expanduser())
     for key in ("workdir", "venv"):

@@ -144,6 +144,10 @@ class DeviceSession:
             return "reused"
         edgeship = await wheels.edgeship_wheel()
         house = await wheels.wheelhouse(platform, self.device.extra)
+        if getattr(self.transport, "installs_runtime_here", False):
+            await self.transport.install_runtime([edgeship, *house], self.device.extra, platform.pip_options())
+            await self.helper("write", f"{self.venv}/{MARKER}", json.dumps(wanted, indent=2))
+            return "installed"
         folder = f"{self.workdir}/wheels"
         same_deps = bool(have) and all(have.get(key) == wanted[key] for key in ("extra", "platform", "deps"))
         to_copy = [edgeship] if same_deps else [edgeship, *house]

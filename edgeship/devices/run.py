@@ -88,10 +88,12 @@ def row_label(row: dict[str, Any]) -> str:
     return f"{row['artifact']} ({row['backend']}{accelerator}{threads})"
 
 
-def label_machine(bench: dict[str, Any], device: Device) -> dict[str, Any]:
-    """Name the bench's machine after the device, so the report shows it as its own machine."""
+def label_machine(bench: dict[str, Any], device: Device, emulated: str | None = None) -> dict[str, Any]:
+    """Name the bench's machine after the device, so the report shows it as its own machine (and says when it is emulated)."""
     machine = bench.setdefault("machine", {})
     machine["device"] = device.name
+    if emulated:
+        machine["emulated"] = emulated
     machine["label"] = f"{device.name} ({machine.get('cpu', '?')}, {machine.get('machine', '?')})"
     return bench
 
@@ -145,7 +147,7 @@ async def run_device(device: Device, bundle: Path, files: dict[str, str], out: P
                 result.status, result.reason = ERROR, f"bench: {_error_line(done)}"
                 return
             local = await timed("fetch", session.fetch(remote_json, folder / "bench.json"))
-            bench = label_machine(json.loads(local.read_text(encoding="utf-8")), device)
+            bench = label_machine(json.loads(local.read_text(encoding="utf-8")), device, getattr(transport, "emulated", None))
             atomic_write_json(local, bench)
             result.files["bench"] = str(local)
             best = fastest_row(bench)

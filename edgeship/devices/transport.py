@@ -8,8 +8,9 @@ Two kinds share it, so every step above (install, copy, selftest, bench) is one 
   StrictHostKeyChecking=accept-new does); a changed key is always refused. Keys come from the
   inventory's identity_file, else the agent and ~/.ssh; passwords and keyboard-interactive are off.
 - `LocalTransport`: the commands run in a folder of this machine, which stands for the device's
-  home. A device whose Python must be started another way (an emulated arm64 root under qemu-user)
-  is this transport with its own `python_command`.
+  home.
+- `QemuArm64Transport`: that folder with the Python of an emulated arm64 Debian root, started by
+  qemu-user (kind "qemu-arm64"), so the emulated Pi of `make test-arm64` is one more device.
 
 Remote paths are relative to the login's home (the folder for a local device) or absolute, and are
 always shell-quoted by the caller with `shlex.quote`.
@@ -22,8 +23,10 @@ import contextlib
 import fcntl
 import logging
 import os
+import platform
 import shlex
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -292,8 +295,71 @@ class LocalTransport(Transport):
             raise DeviceError(f"{self.device.name}: cannot rename {source} to {target} ({exc.strerror})") from exc
 
 
+class QemuArm64Transport(LocalTransport):
+    """An emulated arm64 Debian root as a device: commands run in `folder`, Python is the root's under qemu-user.
+
+    The minimal root has neither pip nor the venv module, and qemu-user cannot start a guest program
+    from a guest program without binfmt_misc (a kernel-wide registration), so the runtime's "venv"
+    is a folder VENV/site that pip fills from this machine (`pip install --target`, for the
+    device's platform, from the same wheels an SSH device gets), found through PYTHONPATH.
+    """
+
+    installs_runtime_here = True
+
+    def __init__(self, device: Device) -> None:
+        super().__init__(device)
+        self.root = Path(device.root or "")
+        self.qemu = shutil.which("qemu-aarch64-static")
+        self.venv = device.venv_path.rstrip("/")
+        self.site = self.folder / self.venv / "site"
+        self.emulated = f"qemu-aarch64 {device.cpu} on {platform.machine()}"
+
+    async def open(self) -> None:
+        if self.qemu is None:
+            raise DeviceError(f"{self.device.name}: qemu-aarch64-static is not installed; install it with `apt-get install qemu-user-static`")
+        if not (self.root / "usr" / "bin" / "python3").exists():
+            raise DeviceError(f"{self.device.name}: no arm64 root with Python at {self.root}; build it with `make test-arm64`, "
+                              "or set root in the inventory")
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def _environment(self) -> dict[str, str]:
+        """A clean login's variables: nothing of the host's Python reaches the guest but the runtime's site folder."""
+        return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/"), "LANG": "C.UTF-8",
+                "PYTHONNOUSERSITE": "1", "PYTHONPATH": str(self.site)}
+
+    def python_command(self, python: str) -> str:
+        """qemu-aarch64 starting the root's Python: the venv's python is the root's python3 with the site folder on its path."""
+        if python == f"{self.venv}/bin/python":
+            executable = self.root / "usr" / "bin" / "python3"
+        elif python.startswith("/"):
+            executable = self.root / python.lstrip("/")
+        elif "/" not in python:
+            executable = self.root / "usr" / "bin" / python
+        else:
+            executable = self.folder / python
+        return shlex.join([self.qemu, "-cpu", self.device.cpu, "-L", str(self.root), str(executable)])
+
+    async def install_runtime(self, wheels: list[Path], extra: str, pip_options: list[str]) -> None:
+        """edgeship[extra] from `wheels` into VENV/site, by pip on this machine for the device's platform; replaced whole."""
+        staging = self.site.with_name(".site.partial")
+        await asyncio.to_thread(shutil.rmtree, staging, True)
+        links = [option for folder in sorted({str(wheel.parent) for wheel in wheels}) for option in ("--find-links", folder)]
+        command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-index", *links,
+                   "--target", str(staging), *pip_options, f"edgeship[{extra}]"]
+        process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                                                       env={**os.environ, "PIP_CONFIG_FILE": os.devnull})
+        output, _ = await process.communicate()
+        if process.returncode != 0:
+            tail = " | ".join(output.decode(errors="replace").strip().splitlines()[-3:])
+            raise DeviceError(f"{self.device.name}: installing edgeship[{extra}] for the emulated root failed: {tail}")
+        await asyncio.to_thread(shutil.rmtree, self.site, True)
+        os.replace(staging, self.site)
+
+
 def transport_for(device: Device, accept_new_host_keys: bool = False) -> Transport:
     """The transport of a device's kind."""
     if device.kind == "local":
         return LocalTransport(device)
+    if device.kind == "qemu-arm64":
+        return QemuArm64Transport(device)
     return SSHTransport(device, accept_new_host_keys=accept_new_host_keys)

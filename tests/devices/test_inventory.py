@@ -21,6 +21,17 @@ def test_defaults_and_home_relative_paths(tmp_path):
     assert pi5.address.endswith("@10.0.0.5:2222") and pi5.venv_path == ".edgeship/venv-tflite"
 
 
+def test_local_and_emulated_kinds(tmp_path):
+    devices = load_inventory(write(tmp_path, f'[devices.here]\nkind = "local"\nfolder = "{tmp_path}"\n'
+                                             f'[devices.emupi]\nkind = "qemu-arm64"\nfolder = "{tmp_path}/pi"\nextra = "tflite"\n'))
+    assert devices["here"].address == f"local folder {tmp_path}"
+    emupi = devices["emupi"]
+    assert emupi.root.endswith(".cache/edgeship/arm64-bookworm/root") and emupi.cpu == "cortex-a72"
+    assert emupi.address == f"qemu-aarch64 cortex-a72 in {tmp_path}/pi"
+    with pytest.raises(UsageError, match='is kind = "qemu-arm64" and needs folder'):
+        parse_device("pi", {"kind": "qemu-arm64"})
+
+
 def test_default_locations_cwd_then_user_config(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
