@@ -92,9 +92,10 @@ def label_machine(bench: dict[str, Any], device: Device, emulated: str | None = 
     """Name the bench's machine after the device, so the report shows it as its own machine (and says when it is emulated)."""
     machine = bench.setdefault("machine", {})
     machine["device"] = device.name
-    if emulated:
-        machine["emulated"] = emulated
     machine["label"] = f"{device.name} ({machine.get('cpu', '?')}, {machine.get('machine', '?')})"
+    if emulated:  # the guest reads the host's /proc/cpuinfo: name the emulation instead
+        machine["emulated"] = emulated
+        machine["label"] = f"{device.name} ({emulated})"
     return bench
 
 
