@@ -51,22 +51,24 @@ def parity(model: Path, artifact: str | None, precision: str, images, reference)
     import numpy as np
 
     from edgeship.runtime.classifier import Classifier
-    from edgeship.runtime.gates import gate_for, judge
+    from edgeship.runtime.compare import compare, judge
+    from edgeship.runtime.gates import gate_for
+    from edgeship.runtime.status import FAIL, PASS, label
 
     options = {"artifact": artifact} if artifact else {}
     with Classifier.load(model, backend="litert", **options) as interpreter, \
             Classifier.load(model, backend="litert-compiled", **options) as compiled:
         expected, found = interpreter.predict_proba(images), compiled.predict_proba(images)
         placement = compiled.info()["placement"]
-    gate = gate_for(precision)
-    versus_interpreter = (float((found.argmax(1) == expected.argmax(1)).mean()), float(np.abs(found - expected).max()))
-    versus_reference = (float((found.argmax(1) == reference.argmax(1)).mean()), float(np.abs(found - reference).max()))
-    failures = judge(gate, *versus_reference)
+    classes = [str(index) for index in range(reference.shape[1])]
+    versus_interpreter = compare(expected, found, expected.argmax(1), classes)
+    versus_reference = compare(reference, found, reference.argmax(1), classes)
+    failures = judge(versus_reference, gate_for(precision), accuracy=False)
     return {
-        "agreement_vs_interpreter": versus_interpreter[0], "max_abs_diff_vs_interpreter": versus_interpreter[1],
-        "agreement_vs_reference": versus_reference[0], "max_abs_diff_vs_reference": versus_reference[1],
+        "agreement_vs_interpreter": versus_interpreter.agreement, "max_abs_diff_vs_interpreter": versus_interpreter.max_abs_diff,
+        "agreement_vs_reference": versus_reference.agreement, "max_abs_diff_vs_reference": versus_reference.max_abs_diff,
         "identical_to_interpreter": bool(np.array_equal(found, expected)), "fully_accelerated": placement["fully_accelerated"],
-        "gate": "pass" if not failures else "fail: " + "; ".join(failures),
+        "gate": label(FAIL if failures else PASS, "; ".join(failures) or None),
     }
 
 
@@ -94,13 +96,14 @@ def main() -> None:
 
     from mobilenetv2_rgb import make_files
 
-    from edgeship.runtime.selftest import load_golden
+    from edgeship.runtime.bundle import Bundle
+    from edgeship.runtime.tables import markdown_table
 
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="edgeship-compiled-"))
     cases = []
     for architecture, given in (("mlp", args.mlp), ("cnn", args.cnn)):
         bundle = bundle_for(architecture, root, given)
-        golden = load_golden(bundle, verify=False)
+        golden = Bundle.open(bundle).golden(verify=False)
         for artifact, precision in (("tflite-fp32", "fp32"), ("tflite-int8", "int8")):
             cases.append((f"{architecture} {precision}", bundle, artifact, precision, golden["images"], golden["probabilities"]))
     mobilenet = make_files(root / "mobilenetv2")
@@ -124,19 +127,12 @@ def main() -> None:
     headers = ("file", "gate vs reference", "agreement vs Interpreter", "max |Δp| vs Interpreter", "XNNPACK took",
                *(f"b{batch} {label} µs" for batch in batches for label in ("Interpreter", "CompiledModel")),
                *(f"b{batch} Interpreter/Compiled" for batch in batches))
-    print(table(headers, rows))
+    print(markdown_table(headers, rows))
     faster = [name for name, result in results.items() if all(result[f"interpreter_over_compiled_b{b}"] > 1.0 for b in batches)]
     prefer = len(faster) == len(results)
     print(f"\nCompiledModel faster at every batch size on {len(faster)} of {len(results)} files "
           f"({', '.join(faster) or 'none'}); default backend for .tflite: {'litert-compiled' if prefer else 'litert (the Interpreter)'}")
     print(json.dumps({"benchmark": "litert_compiled", "prefer_compiled": prefer, "results": results}))
-
-
-def table(headers, rows) -> str:
-    """A Markdown table."""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,8 @@ def main() -> int:
     from litert_compiled import bundle_for
     from mobilenetv2_rgb import make_files
 
+    from edgeship.runtime.tables import markdown_table
+
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="edgeship-crosscheck-"))
     mlp = bundle_for("mlp", root, args.mlp)
     mobilenet = make_files(root / "mobilenetv2")
@@ -100,9 +102,7 @@ def main() -> int:
                      "–" if gap is None else f"{gap:+.1%}", str(fully), verdict))
     headers = ("file", "theirs median ms", "ours litert-compiled p50 µs", "ours litert (Interpreter) p50 µs",
                "ours/theirs − 1", "LiteRT: fully accelerated", "check (±10% where theirs ≥ 0.1 ms)")
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    print("\n".join(lines))
+    print(markdown_table(headers, rows))
     print(json.dumps({"benchmark": "litert_crosscheck", "rounds": ROUNDS, "results": results, "failed": failed}))
     return 1 if failed else 0
 

@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import collections.abc
 import contextlib
+import ctypes
 import dataclasses
 import enum
 import logging
 import os
+import platform
 import re
 import sys
 import tempfile
@@ -94,15 +96,30 @@ def compiled_model_module() -> tuple[Any, str]:
 
 
 def probe() -> dict[str, Any]:
-    """Whether CompiledModel is installed, and the accelerators whose libraries ship with it (a device is checked at load)."""
+    """Whether CompiledModel is installed, and the accelerators that can load here (a device is proven only by a model's load).
+
+    gpu: the wheel's WebGPU accelerator, and on Linux a Vulkan loader (Dawn's way to the GPU); npu:
+    a vendor dispatch library in the wheel whose own dependencies load (the Intel OpenVINO one needs
+    libopenvino, for instance).
+    """
     module, version = compiled_model_module()
     package = Path(module.__file__).parent
     accelerators = ["cpu"]
-    if any((package / name).is_file() for name in ("libLiteRtWebGpuAccelerator.so", "libLiteRtGpuAccelerator.so")):
+    shipped = any((package / name).is_file() for name in ("libLiteRtWebGpuAccelerator.so", "libLiteRtGpuAccelerator.so"))
+    if shipped and (platform.system() != "Linux" or _loads("libvulkan.so.1")):
         accelerators.append("gpu")
-    if any(package.glob("vendors/*/dispatch/libLiteRtDispatch_*")):
+    if any(_loads(str(library)) for library in package.glob("vendors/*/dispatch/libLiteRtDispatch_*")):
         accelerators.append("npu")
     return {"package": "ai-edge-litert", "version": version, "accelerators": accelerators}
+
+
+def _loads(library: str) -> bool:
+    """Whether a shared library and its dependencies load."""
+    try:
+        ctypes.CDLL(library)
+    except OSError:
+        return False
+    return True
 
 
 @contextlib.contextmanager
