@@ -265,3 +265,32 @@ def test_onnxruntime_cuda_provider_matches_the_cpu(static_bundle, test_images):
         found = on_gpu.predict_proba(test_images)
     assert (found.argmax(1) == expected.argmax(1)).mean() >= 0.999 and np.abs(found - expected).max() < 1e-4
     assert not suspect_identical(found, expected, integer_output=False)
+
+
+def test_threads_share_one_compiled_model_and_get_their_own_answers(bundle_path, test_images):
+    import threading
+
+    with Classifier.load(bundle_path, artifact="tflite-int8", backend="litert-compiled") as compiled:
+        expected = compiled.predict_proba(test_images)
+        failures = []
+
+        def work(worker: int) -> None:
+            for round_number in range(20):
+                start = (worker * 53 + round_number * 7) % 900
+                chunk = slice(start, start + 1 + worker)
+                if not np.array_equal(compiled.predict_proba(test_images[chunk]), expected[chunk]):
+                    failures.append((worker, round_number))
+
+        threads = [threading.Thread(target=work, args=(worker,)) for worker in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+
+
+def test_a_damaged_file_is_a_model_error(bundle_path, tmp_path):
+    damaged = tmp_path / "damaged.tflite"
+    damaged.write_bytes((bundle_path / "model_fp32.tflite").read_bytes()[:5000])
+    with pytest.raises(ModelError, match="damaged.tflite is not a valid TFLite model"):
+        Classifier.load(damaged, backend="litert-compiled")
