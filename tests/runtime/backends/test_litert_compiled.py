@@ -294,3 +294,31 @@ def test_a_damaged_file_is_a_model_error(bundle_path, tmp_path):
     damaged.write_bytes((bundle_path / "model_fp32.tflite").read_bytes()[:5000])
     with pytest.raises(ModelError, match="damaged.tflite is not a valid TFLite model"):
         Classifier.load(damaged, backend="litert-compiled")
+
+
+@pytest.mark.slow
+def test_mobilenetv2_rgb_files_pass_the_gates_on_compiled_model(tmp_path_factory):
+    """MobileNetV2 alpha 0.35 96x96 RGB (made by benchmarks/mobilenetv2_rgb.py): fp32 against its Keras model, both against the Interpreter.
+
+    The int8 file is judged against the Interpreter on the same file: an untrained MobileNetV2 does
+    not survive full-integer quantization (60% top-1 agreement with Keras on both backends), which
+    says nothing about the backend.
+    """
+    import importlib.util
+
+    from edgeship.runtime.compare import compare, judge
+    from edgeship.runtime.gates import gate_for
+
+    spec = importlib.util.spec_from_file_location("mobilenetv2_rgb", ROOT / "benchmarks" / "mobilenetv2_rgb.py")
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    files = builder.make_files(tmp_path_factory.mktemp("mobilenetv2"))
+    classes = [str(index) for index in range(10)]
+    for precision in ("fp32", "int8"):
+        with Classifier.load(files[precision], backend="litert-compiled") as compiled, \
+                Classifier.load(files[precision], backend="litert") as interpreter:
+            found, expected = compiled.predict_proba(files["images"]), interpreter.predict_proba(files["images"])
+        np.testing.assert_allclose(found, expected, atol=1e-6)
+        reference = files["probabilities"] if precision == "fp32" else expected
+        comparison = compare(reference, found, reference.argmax(1), classes)
+        assert judge(comparison, gate_for(precision), accuracy=False) == [], precision
