@@ -31,6 +31,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/runtime_overhead.py --bundle artifacts/bench/mlp/bundle
 	$(BIN)/python benchmarks/runtime_threads.py --bundle artifacts/bench/mlp/bundle
 	$(BIN)/python benchmarks/soak.py --bundle artifacts/bench/mlp/bundle
+	$(BIN)/python benchmarks/litert_compiled.py --out artifacts/bench --mlp artifacts/bench/mlp/bundle --cnn artifacts/bench/cnn/bundle
+	$(BIN)/python benchmarks/litert_crosscheck.py --out artifacts/bench --mlp artifacts/bench/mlp/bundle
 
 clean:
 	rm -rf $(VENV) artifacts/*/ .pytest_cache

@@ -1,8 +1,9 @@
 """The backend registry: a name to its module, chosen by name or by an artifact's format.
 
 A backend module has NAME, FORMATS, PACKAGES, INSTALL, probe() and create_runner() (which checks its own accelerator options); adding one is
-a new file and a line here. Modules are imported only when asked for, so a device with one backend
-never touches the other.
+a new file and a line here. A backend that takes accelerators by name (--accelerator) also has
+ACCELERATORS. Modules are imported only when asked for, so a device with one backend never touches
+the other.
 """
 
 from __future__ import annotations
