@@ -101,3 +101,8 @@ def run_guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
         # The reader went away (e.g. `| head`): stop quietly, as Unix tools do.
         sys.stdout = open(os.devnull, "w")
         return 0
+    finally:
+        # A command has said everything now; LiteRT's CompiledModel would print as the process ends.
+        compiled = sys.modules.get("edgeship.runtime.backends.litert_compiled")
+        if compiled is not None:
+            compiled.quiet_teardown()

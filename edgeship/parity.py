@@ -22,8 +22,9 @@ from edgeship.files import sha256_file
 from edgeship.manifest import Manifest, load_manifest
 from edgeship.runtime.compare import Comparison, compare, judge
 from edgeship.reference import KerasReference
+from edgeship.runtime.backends import backend_module
 from edgeship.runtime.gates import Gate, gate_for
-from edgeship.runtime.status import FAIL, PASS, label
+from edgeship.runtime.status import FAIL, PASS, SKIPPED, label
 from edgeship.runtime.tables import cell, markdown_table
 
 log = logging.getLogger(__name__)
@@ -119,8 +120,13 @@ def verify_bundle(
     gates: dict[str, Gate] | None = None,
     model_path: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
+    backend: str | None = None,
 ) -> VerifyReport:
-    """Run the Keras model and every artifact on the dataset's test split and judge each artifact."""
+    """Run the Keras model and every artifact on the dataset's test split and judge each artifact.
+
+    `backend` runs each artifact on that backend (e.g. litert-compiled) instead of its format's default;
+    artifacts it cannot run are skipped.
+    """
     bundle = Path(bundle)
     manifest = load_manifest(bundle)
     images, labels = dataset.x_test, dataset.y_test
@@ -148,9 +154,13 @@ def verify_bundle(
             # Not exported (error, skipped), or a file only its accelerator runs (unchecked): nothing to measure here.
             rows.append(ParityRow(artifact.name, artifact.format, artifact.precision, artifact.status, reason=artifact.reason))
             continue
+        if backend is not None and artifact.format not in backend_module(backend).FORMATS:
+            rows.append(ParityRow(artifact.name, artifact.format, artifact.precision, SKIPPED,
+                                  reason=f"the {backend} backend does not run {artifact.format} files"))
+            continue
         say(f"  {artifact.name} on {len(images)} test images")
         started = time.perf_counter()
-        candidate = artifact_probabilities(bundle, artifact.name, images)
+        candidate = artifact_probabilities(bundle, artifact.name, images, backend)
         comparison = compare(reference, candidate, labels, manifest.labels)
         gate = (gates or {}).get(artifact.precision) or gate_for(artifact.precision)
         failures = judge(comparison, gate)

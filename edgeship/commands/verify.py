@@ -12,6 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", help="dataset for the test split (default: the one the bundle was exported with)")
     parser.add_argument("--model", help="source .keras model (default: the one the manifest records)")
     parser.add_argument("--max-images", type=int, help="use only the first N test images")
+    parser.add_argument("--backend", help="run every artifact on this backend, e.g. litert-compiled (default: each format's own)")
     parser.add_argument(
         "--gate", action="append", default=[], metavar="PRECISION:KEY=VALUE",
         help="override a gate, e.g. int8:min_agreement=0.98 or fp32:max_abs_diff=1e-3 (repeatable)",
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.bundle)
     gates = parse_gate_overrides(args.gate)
     dataset = load_dataset(args.dataset or manifest.dataset.get("name") or "mnist-sample")
-    report = verify_bundle(args.bundle, dataset, max_images=args.max_images, gates=gates, model_path=args.model)
+    report = verify_bundle(args.bundle, dataset, max_images=args.max_images, gates=gates, model_path=args.model, backend=args.backend)
     print(format_table(report))
     if args.json:
         atomic_write_json(args.json, report.to_dict())

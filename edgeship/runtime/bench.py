@@ -32,7 +32,7 @@ from edgeship.files import atomic_write_json
 from edgeship.runtime.backends import FORMAT_BACKENDS, available_backends, backend_module
 from edgeship.runtime.bundle import Bundle
 from edgeship.runtime.classifier import Classifier
-from edgeship.runtime.options import BenchOptions, ModelOptions
+from edgeship.runtime.options import BenchOptions, ModelOptions, takes_accelerators
 from edgeship.runtime.status import FAIL, HAS_RESULT, PASS, SKIPPED, label
 from edgeship.runtime.tables import cell, markdown_table
 
@@ -276,8 +276,16 @@ def bench_model(
     images: np.ndarray | None = None,
     verify: bool = True,
     progress: Callable[[str], None] | None = None,
+    accelerator: str | None = None,
+    accelerator_options: dict[str, str] | None = None,
+    require_full_acceleration: bool = False,
 ) -> list[BenchRow]:
-    """Bench every runnable artifact of a bundle (or one bare file) for each thread count and batch size."""
+    """Bench every runnable artifact of a bundle (or one bare file) for each thread count and batch size.
+
+    `accelerator` and its options name a litert-compiled accelerator (cpu, gpu, npu).
+    """
+    accelerators = {"accelerator": accelerator, "accelerator_options": accelerator_options,
+                    "require_full_acceleration": require_full_acceleration}
     path = Path(bundle_or_file)
     threads, batches = list(threads), list(batches)
     if path.is_dir():
@@ -304,7 +312,7 @@ def bench_model(
             started = time.perf_counter()
             options = {"artifact": artifact.name} if artifact else {}
             with Classifier.load(path, backend=backend, threads=thread_count, delegate=delegate, providers=providers,
-                                 delegate_options=delegate_options, verify=verify, **options) as classifier:
+                                 delegate_options=delegate_options, verify=verify, **accelerators, **options) as classifier:
                 load_seconds = time.perf_counter() - started
                 if images is None:
                     images = _blank_images(classifier)
@@ -323,14 +331,20 @@ def bench_model(
 
 
 def bench_options(model: ModelOptions, bench: BenchOptions, progress: Callable[[str], None] | None = None) -> list[BenchRow]:
-    """The rows for parsed command-line options: every artifact x delegate x threads x batch (delegates are one more dimension)."""
+    """The rows for parsed command-line options: every artifact x backend x delegate x threads x batch.
+
+    Backends and delegates are dimensions like threads and batch (litert,litert-compiled puts the
+    Interpreter beside CompiledModel); the accelerator options go to the backends that take them.
+    """
     rows: list[BenchRow] = []
-    for delegate in model.delegates:
-        rows += bench_model(
-            model.model, artifacts=model.artifacts, backend=model.backend, threads=model.threads, batches=bench.batches,
-            delegate=delegate, providers=model.providers, delegate_options=model.delegate_options, seconds=bench.seconds,
-            verify=model.verify, progress=progress,
-        )
+    for backend in model.backends:
+        accelerators = model.accelerators if takes_accelerators(backend) else {}
+        for delegate in model.delegates:
+            rows += bench_model(
+                model.model, artifacts=model.artifacts, backend=backend, threads=model.threads, batches=bench.batches,
+                delegate=delegate, providers=model.providers, delegate_options=model.delegate_options, seconds=bench.seconds,
+                verify=model.verify, progress=progress, **accelerators,
+            )
     return apply_budget(rows, bench.budget_ms)
 
 

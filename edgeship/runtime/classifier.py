@@ -90,10 +90,19 @@ class Classifier:
         std: float | None = None,
         layout: str | None = None,
         logits: bool | None = None,
+        accelerator: str | None = None,
+        accelerator_options: dict[str, str] | None = None,
+        require_full_acceleration: bool = False,
     ) -> "Classifier":
-        """Open a bundle folder (checking sha256 unless verify=False) or a bare .tflite/.onnx file."""
+        """Open a bundle folder (checking sha256 unless verify=False) or a bare .tflite/.onnx file.
+
+        `accelerator` (cpu, gpu, npu) with its options names an accelerator of the litert-compiled
+        backend; `require_full_acceleration` refuses a model it does not take whole.
+        """
         path = Path(bundle_or_file)
-        accelerators = {"threads": threads, "delegate": delegate, "delegate_options": delegate_options, "providers": providers}
+        accelerators = {"threads": threads, "delegate": delegate, "delegate_options": delegate_options, "providers": providers,
+                        "accelerator": accelerator, "accelerator_options": accelerator_options,
+                        "require_full_acceleration": require_full_acceleration}
         bare_options = {"scale": scale, "mean": mean, "std": std, "layout": layout, "logits": logits}
         if path.is_dir():
             given = [f"{name}" for name, value in bare_options.items() if value is not None]
@@ -190,6 +199,7 @@ class Classifier:
             "version": runner_info.version,
             "threads": runner_info.threads,
             "accelerator": runner_info.accelerator,
+            "placement": placement.to_dict() if (placement := self.runner.placement()) else None,
             "input": self.runner.input.to_dict(),
             "output": self.runner.output.to_dict(),
             **({"accelerator_details": runner_info.details} if runner_info.details else {}),

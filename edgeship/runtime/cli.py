@@ -23,16 +23,29 @@ def add_model_arguments(parser: argparse.ArgumentParser, threads_list: bool = Fa
     parser.add_argument("model", metavar="BUNDLE|FILE", help="a bundle folder (with manifest.json) or a bare .tflite/.onnx file")
     parser.add_argument("--artifact", help="the bundle's artifact to run (default: the best one an installed backend runs)"
                         + ("; comma-separated for several" if threads_list else ""))
-    parser.add_argument("--backend", help="litert or onnxruntime (default: the one the artifact's format needs)")
+    parser.add_argument("--backend", help="litert, litert-compiled or onnxruntime (default: the one the artifact's format needs)"
+                        + ("; comma-separated to compare several (e.g. litert,litert-compiled)" if threads_list else ""))
     parser.add_argument("--delegate", help="litert delegate: xnnpack, no-xnnpack, edgetpu, gpu, or a delegate library path"
                         + ("; comma-separated to compare several (e.g. xnnpack,no-xnnpack)" if threads_list else ""))
     parser.add_argument("--delegate-option", action="append", metavar="KEY=VALUE", help="an option for the delegate library (repeatable)")
     parser.add_argument("--provider", help="onnxruntime execution providers, comma-separated: cuda, tensorrt, openvino, coreml, nnapi, xnnpack, directml, cpu")
+    add_accelerator_arguments(parser)
     if threads_list:
         parser.add_argument("--threads", default="1", help="thread counts to bench, comma-separated (default: 1)")
     else:
         parser.add_argument("--threads", type=int, help="threads for the interpreter (default: the backend's)")
     parser.add_argument("--no-verify", action="store_true", help="run even if a file's sha256 differs from the manifest")
+
+
+def add_accelerator_arguments(parser: argparse.ArgumentParser) -> None:
+    """LiteRT CompiledModel's accelerators by name (the litert-compiled backend)."""
+    parser.add_argument("--accelerator", choices=("cpu", "gpu", "npu"),
+                        help="litert-compiled accelerator (default: cpu); a gpu or npu takes what it can, the cpu runs the rest")
+    parser.add_argument("--accelerator-option", action="append", metavar="KEY=VALUE",
+                        help="an option for the accelerator, e.g. gpu.enforce_f32=true, cpu.kernel_mode=builtin, "
+                             "qualcomm.htp_performance_mode=burst, dispatch_library_path=DIR (repeatable)")
+    parser.add_argument("--require-full-acceleration", action="store_true",
+                        help="fail unless the accelerator takes the whole model (LiteRT's is_fully_accelerated)")
 
 
 def add_bare_arguments(parser: argparse.ArgumentParser) -> None:
@@ -142,16 +155,22 @@ def _bench_command(args: argparse.Namespace) -> int:
 
 def run_selftest(args: argparse.Namespace) -> int:
     from edgeship.files import atomic_write_json, check_writable
+    from edgeship.runtime.options import accelerator_arguments
     from edgeship.runtime.selftest import format_selftest_table, raise_if_failed, selftest_bundle
 
     if args.json:
         check_writable(args.json)
-    report = selftest_bundle(args.bundle, backend=args.backend, verify=not args.no_verify)
+    if args.record_placement and args.backend != "litert-compiled":
+        raise UsageError("--record-placement records litert-compiled's placement; add --backend litert-compiled (and --accelerator)")
+    report = selftest_bundle(args.bundle, backend=args.backend, verify=not args.no_verify, **accelerator_arguments(args),
+                             record_placement=args.record_placement)
     print(format_selftest_table(report))
     if args.json:
         atomic_write_json(args.json, report.to_dict())
     raise_if_failed(report)
     print("self-test passed")
+    if args.record_placement:
+        print(f"recorded the placement in {Path(args.bundle) / 'manifest.json'}")
     return 0
 
 
@@ -190,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     selftest = commands.add_parser("selftest", help="check every runnable artifact against the bundle's golden outputs")
     selftest.add_argument("bundle", metavar="BUNDLE")
     selftest.add_argument("--backend", help="only artifacts this backend runs")
+    add_accelerator_arguments(selftest)
+    selftest.add_argument("--record-placement", action="store_true",
+                          help="record in the manifest how fully each passing artifact ran on the accelerator, for later self-tests")
     selftest.add_argument("--no-verify", action="store_true", help="skip the sha256 checks")
     selftest.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON")
     selftest.set_defaults(handler=run_selftest)

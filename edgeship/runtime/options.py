@@ -64,6 +64,26 @@ def key_values(pairs: list[str] | None, option: str) -> dict[str, str] | None:
     return options or None
 
 
+def accelerator_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """Classifier.load's accelerator keyword arguments (litert-compiled's --accelerator and its options), only those given."""
+    given: dict[str, Any] = {}
+    if getattr(args, "accelerator", None) is not None:
+        given["accelerator"] = args.accelerator
+    options = key_values(getattr(args, "accelerator_option", None), "--accelerator-option")
+    if options:
+        given["accelerator_options"] = options
+    if getattr(args, "require_full_acceleration", False):
+        given["require_full_acceleration"] = True
+    return given
+
+
+def takes_accelerators(backend: str | None) -> bool:
+    """Whether a backend takes accelerators by name (litert-compiled); None (not chosen yet) passes them on to be checked."""
+    from edgeship.runtime.backends import backend_module
+
+    return backend is None or hasattr(backend_module(backend), "ACCELERATORS")
+
+
 @dataclass
 class ModelOptions:
     """Which model and how to run it: bundle or file, artifact(s), backend, accelerators, threads, integrity, bare-file scaling."""
@@ -77,6 +97,8 @@ class ModelOptions:
     threads: list[int | None] = field(default_factory=lambda: [None])
     verify: bool = True
     preprocessing: dict[str, Any] = field(default_factory=dict)
+    accelerators: dict[str, Any] = field(default_factory=dict)
+    """litert-compiled's accelerator, its options and require_full_acceleration, as given."""
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, several: bool = False) -> "ModelOptions":
@@ -94,7 +116,7 @@ class ModelOptions:
         return cls(
             model=Path(args.model), artifacts=artifacts, backend=args.backend, delegates=delegates,
             delegate_options=key_values(args.delegate_option, "--delegate-option"), providers=names(args.provider),
-            threads=threads, verify=not args.no_verify, preprocessing=preprocessing,
+            threads=threads, verify=not args.no_verify, preprocessing=preprocessing, accelerators=accelerator_arguments(args),
         )
 
     @property
@@ -102,11 +124,16 @@ class ModelOptions:
         """The one artifact of a single-model command (predict)."""
         return self.artifacts[0] if self.artifacts else None
 
+    @property
+    def backends(self) -> list[str | None]:
+        """The backends of a bench (--backend litert,litert-compiled compares them), or [None] for each format's own."""
+        return names(self.backend) or [None]
+
     def load_arguments(self, delegate: str | None = None, threads: int | None = None) -> dict[str, Any]:
         """Classifier.load keyword arguments (without the model and artifact) for one delegate and thread count."""
         return {
             "backend": self.backend, "threads": threads, "delegate": delegate, "providers": self.providers,
-            "verify": self.verify, "delegate_options": self.delegate_options, **self.preprocessing,
+            "verify": self.verify, "delegate_options": self.delegate_options, **self.preprocessing, **self.accelerators,
         }
 
 

@@ -1,8 +1,9 @@
 """The backend registry: a name to its module, chosen by name or by an artifact's format.
 
 A backend module has NAME, FORMATS, PACKAGES, INSTALL, probe() and create_runner() (which checks its own accelerator options); adding one is
-a new file and a line here. Modules are imported only when asked for, so a device with one backend
-never touches the other.
+a new file and a line here. A backend that takes accelerators by name (--accelerator) also has
+ACCELERATORS. Modules are imported only when asked for, so a device with one backend never touches
+the other.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from edgeship.runtime.backends.base import Runner
 
 BACKENDS = {
     "litert": "edgeship.runtime.backends.litert",
+    "litert-compiled": "edgeship.runtime.backends.litert_compiled",
     "onnxruntime": "edgeship.runtime.backends.onnxruntime",
 }
 FORMAT_BACKENDS = {"tflite": "litert", "edgetpu": "litert", "onnx": "onnxruntime", "ort": "onnxruntime"}
@@ -80,14 +82,29 @@ def create_runner(
     delegate: str | None = None,
     delegate_options: dict[str, Any] | None = None,
     providers: list[str] | None = None,
+    accelerator: str | None = None,
+    accelerator_options: dict[str, str] | None = None,
+    require_full_acceleration: bool = False,
 ) -> Runner:
-    """A runner for a model file: the backend named, or the one its format needs; accelerator options checked."""
+    """A runner for a model file: the backend named, or the one its format needs; accelerator options checked.
+
+    `accelerator` (cpu, gpu, npu), its options and `require_full_acceleration` belong to backends with
+    ACCELERATORS (litert-compiled); delegates to litert, providers to onnxruntime.
+    """
     name = backend or backend_for_format(format_name)
     module = backend_module(name)
     if format_name not in module.FORMATS:
         raise UsageError(f"the {name} backend cannot run a {format_name} model; use {backend_for_format(format_name)}")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise UsageError(f"threads must be a positive integer, got {threads!r}")
-    return module.create_runner(
-        path, format_name, threads=threads, delegate=delegate, delegate_options=delegate_options, providers=providers
-    )
+    options: dict[str, Any] = {"threads": threads, "delegate": delegate, "delegate_options": delegate_options, "providers": providers}
+    if accelerator is not None or accelerator_options or require_full_acceleration:
+        if not hasattr(module, "ACCELERATORS"):
+            with_accelerators = ", ".join(other for other in BACKENDS if hasattr(backend_module(other), "ACCELERATORS"))
+            raise UsageError(
+                f"accelerators by name (--accelerator, --accelerator-option, --require-full-acceleration) apply to the "
+                f"{with_accelerators} backend; for {name} choose a {'delegate' if name == 'litert' else 'provider'}"
+            )
+        options.update(accelerator=accelerator, accelerator_options=accelerator_options,
+                       require_full_acceleration=require_full_acceleration)
+    return module.create_runner(path, format_name, **options)

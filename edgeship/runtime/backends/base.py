@@ -45,6 +45,33 @@ class TensorInfo:
         return {"name": self.name, "dtype": self.dtype.name, "shape": list(self.shape), "quantization": quantization}
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a model runs: the accelerator, and how much of the model it took, as far as the backend can say.
+
+    `fully_accelerated` is the backend's own flag (LiteRT's is_fully_accelerated()); None when it cannot say.
+    """
+
+    accelerator: str
+    fully_accelerated: bool | None
+
+    def describe(self) -> str:
+        """`gpu: fully accelerated`, `gpu: not fully accelerated (some ops on the CPU)` or `gpu: unknown`."""
+        if self.fully_accelerated is None:
+            return f"{self.accelerator}: placement unknown"
+        if self.fully_accelerated:
+            return f"{self.accelerator}: fully accelerated"
+        rest = "builtin CPU kernels" if self.accelerator == "cpu" else "the CPU"
+        return f"{self.accelerator}: not fully accelerated (some ops on {rest})"
+
+    def less_than(self, recorded: "Placement") -> bool:
+        """Whether less runs on the accelerator now than `recorded` says ran there (same accelerator, full before, not now)."""
+        return recorded.accelerator == self.accelerator and recorded.fully_accelerated is True and self.fully_accelerated is False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"accelerator": self.accelerator, "fully_accelerated": self.fully_accelerated}
+
+
 @dataclass
 class RunnerInfo:
     """What a runner actually runs on: for benchmark rows and error messages."""
@@ -147,6 +174,10 @@ class Runner(abc.ABC):
     @abc.abstractmethod
     def _run(self, source: np.ndarray, convert: Convert | None) -> np.ndarray:
         """Run one batch the model accepts as is (its fixed size, or any size if dynamic)."""
+
+    def placement(self) -> Placement | None:
+        """Where the active model runs, for backends that can tell (None for those that cannot)."""
+        return None
 
     @abc.abstractmethod
     def info(self) -> RunnerInfo:

@@ -12,7 +12,7 @@ def test_names_and_formats():
     assert backend_for_format("tflite") == "litert" and backend_for_format("edgetpu") == "litert"
     assert backend_for_format("onnx") == "onnxruntime"
     assert backend_module("onnxruntime").FORMATS == ("onnx",)
-    with pytest.raises(UsageError, match="unknown backend 'torch'; choose one of: litert, onnxruntime"):
+    with pytest.raises(UsageError, match="unknown backend 'torch'; choose one of: litert, litert-compiled, onnxruntime"):
         backend_module("torch")
     with pytest.raises(UsageError, match="no backend runs format 'tflm'"):
         backend_for_format("tflm")
@@ -20,6 +20,6 @@ def test_names_and_formats():
 
 def test_available_backends_here():
     statuses = available_backends()
-    assert set(statuses) == {"litert", "onnxruntime"}
+    assert set(statuses) == {"litert", "litert-compiled", "onnxruntime"}
     assert all(status.available and status.version for status in statuses.values())
-    assert installed("litert") and installed("onnxruntime")
+    assert installed("litert") and installed("litert-compiled") and installed("onnxruntime")
