@@ -11,7 +11,7 @@ from edgeship.runtime.backends import available_backends, backend_for_format, ba
 def test_names_and_formats():
     assert backend_for_format("tflite") == "litert" and backend_for_format("edgetpu") == "litert"
     assert backend_for_format("onnx") == "onnxruntime"
-    assert backend_module("onnxruntime").FORMATS == ("onnx",)
+    assert backend_module("onnxruntime").FORMATS == ("onnx", "ort")
     with pytest.raises(UsageError, match="unknown backend 'torch'; choose one of: litert, litert-compiled, onnxruntime"):
         backend_module("torch")
     with pytest.raises(UsageError, match="no backend runs format 'tflm'"):
