@@ -20,7 +20,7 @@ def model_path(mlp_run):
 @pytest.mark.parametrize(
     "argv, words",
     [
-        (["predict", "{bundle}", "{image}", "--backend", "tensorrt"], ("unknown backend 'tensorrt'", "litert, onnxruntime")),
+        (["predict", "{bundle}", "{image}", "--backend", "tensorrt"], ("unknown backend 'tensorrt'", "litert, litert-compiled, onnxruntime")),
         (["predict", "{bundle}", "{image}", "--delegate", "npu"], ("unknown delegate 'npu'", "xnnpack")),
         (["predict", "{bundle}", "{image}", "--delegate", "/no/such/libdelegate.so"], ("libdelegate.so not found",)),
         (["predict", "{bundle}", "{image}", "--artifact", "onnx", "--provider", "quantum"], ("unknown execution provider 'quantum'", "cuda")),
