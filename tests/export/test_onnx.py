@@ -13,6 +13,7 @@ from edgeship.errors import ExportError
 from edgeship.export.base import ExportOptions
 from edgeship.export.keras_model import load_classifier
 from edgeship.export.onnx import export_onnx, refuse_unconverted_ops
+from edgeship.export.onnx_int8 import export_onnx_int8
 from edgeship.manifest import InputSpec
 
 
@@ -85,6 +86,7 @@ def test_onnx_int8_is_qdq_per_channel_within_one_point(any_bundle, read_golden, 
     assert abs(artifact.parity["accuracy_delta_pp"]) <= 1.0
     assert artifact.parity["agreement"] >= 0.99
     assert artifact.details["quant_format"] == "QDQ" and artifact.details["per_channel"] is True
+    assert artifact.details["activation_type"] == "uint8" and artifact.details["weight_type"] == "int8"
     assert artifact.details["calibration"]["method"] == "MinMax"
     assert artifact.details["calibration"]["images"] == 300
     model = onnx.load(any_bundle.bundle / artifact.file)
@@ -98,11 +100,89 @@ def test_onnx_int8_is_qdq_per_channel_within_one_point(any_bundle, read_golden, 
         and onnx.numpy_helper.to_array(initializers[node.input[1]]).size > 1
     ]
     assert per_channel_scales, "no weight is quantized per channel"
-    assert artifact.bytes <= 0.35 * any_bundle.manifest.artifact("onnx").bytes
+    assert artifact.bytes <= 0.30 * any_bundle.manifest.artifact("onnx").bytes
     golden = read_golden(any_bundle.bundle)
     outputs = run_onnx(any_bundle.bundle / artifact.file, scale_as_manifest(golden["images"], any_bundle.manifest))
     assert (outputs.argmax(1) == golden["probabilities"].argmax(1)).mean() >= 0.98
     assert {prop.key for prop in model.metadata_props} >= {"labels", "preprocessing", "output_kind"}
+
+
+def fused_op_types(path) -> list[str]:
+    """The op types ONNX Runtime's CPU provider runs for `path` after its graph optimisations (what the runtime gets)."""
+    options = onnxruntime.SessionOptions()
+    options.optimized_model_filepath = str(path) + ".optimized"
+    onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
+
+
+@pytest.fixture(scope="module")
+def mobile_block_int8(tmp_path_factory, sample_dataset):
+    """A MobileNetV2-style block (stem, expand, depthwise, project, residual Add, pooling, dense), trained 1 epoch, in fp32 and int8 ONNX."""
+    import keras
+
+    keras.utils.set_random_seed(4)
+    layers = keras.layers
+    image = keras.Input((28, 28, 1))
+    stem = layers.Conv2D(16, 3, strides=2, padding="same", activation="relu6")(image)
+    expanded = layers.Conv2D(48, 1, activation="relu6")(stem)
+    depthwise = layers.ReLU(6.0)(layers.BatchNormalization()(layers.DepthwiseConv2D(3, padding="same")(expanded)))
+    projected = layers.BatchNormalization()(layers.Conv2D(16, 1)(depthwise))
+    block = layers.Add()([stem, projected])
+    probabilities = layers.Dense(10, activation="softmax")(layers.GlobalAveragePooling2D()(block))
+    model = keras.Model(image, probabilities)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(sample_dataset.x_train[..., None] / 255, sample_dataset.y_train, epochs=1, batch_size=64, verbose=0)
+    options = ExportOptions(
+        input_shape=(28, 28, 1),
+        input_spec=InputSpec(shape=[28, 28, 1]),
+        labels=[str(d) for d in range(10)],
+        output_kind="probabilities",
+        calibration_images=sample_dataset.x_train[:64],
+        calibration={"images": 64},
+    )
+    folder = tmp_path_factory.mktemp("mobile-block")
+    return export_onnx(model, folder / "model.onnx", options).path, export_onnx_int8(model, folder / "model_int8.onnx", options)
+
+
+def test_onnx_int8_runs_every_convolution_add_and_dense_as_an_integer_kernel(mobile_block_int8):
+    """int8 activations left depthwise convolutions and Adds in float on x86 (slower than fp32); uint8 ones fuse them all."""
+    _, record = mobile_block_int8
+    fused = fused_op_types(record.path)
+    assert not {"Conv", "Add", "Gemm", "MatMul"} & set(fused), fused
+    assert fused.count("QLinearConv") == 4 and "QLinearAdd" in fused and "QGemm" in fused
+    assert fused.count("QuantizeLinear") == 1 and fused.count("DequantizeLinear") == 1
+
+
+def test_onnx_int8_graph_is_compact_and_still_named_for_the_runtime(mobile_block_int8, test_images):
+    """Short tensor names, float biases, no value_info (the bytes that kept int8 over 30% of fp32); same input/output names and answers."""
+    float_path, record = mobile_block_int8
+    model = onnx.load(record.path)
+    assert [value.name for value in model.graph.input] == ["image"]
+    assert [value.name for value in model.graph.output] == ["probabilities"]
+    assert not model.graph.value_info
+    assert max(len(name) for node in model.graph.node for name in (*node.input, *node.output) if name not in ("image", "probabilities")) <= 5
+    assert not any(init.data_type == onnx.TensorProto.INT32 for init in model.graph.initializer), "biases stay float"
+    assert record.details["bias"].startswith("float32") and record.details["graph"].startswith("tensor names shortened")
+    inputs = test_images[:200, :, :, None].astype(np.float32) / 255
+    float_outputs, int8_outputs = run_onnx(float_path, inputs), run_onnx(record.path, inputs)
+    assert (float_outputs.argmax(1) == int8_outputs.argmax(1)).mean() >= 0.95
+
+
+def test_compact_graph_leaves_names_that_subgraphs_may_use():
+    from onnx import TensorProto, helper
+
+    from edgeship.export.onnx_int8 import compact_graph
+
+    branch = helper.make_graph([helper.make_node("Identity", ["outer_name"], ["y"])], "b", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["outer_name"]), helper.make_node("If", ["c"], ["z"], then_branch=branch, else_branch=branch)],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1]), helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1])],
+        value_info=[helper.make_tensor_value_info("outer_name", TensorProto.FLOAT, [1])],
+    )
+    compact_graph(graph)
+    assert graph.node[0].output[0] == "outer_name" and not graph.value_info
 
 
 def test_ops_tf2onnx_could_not_convert_are_refused():
