@@ -8,7 +8,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from edgeship.export.base import ExportOptions
 from edgeship.export.keras_model import load_classifier
-from edgeship.export.tflite import export_tflite_int8
+from edgeship.export.tflite import convert_int8, export_tflite_int8
 from edgeship.manifest import InputSpec
 
 
@@ -106,3 +106,29 @@ def test_int8_with_uint8_io_takes_raw_pixels_as_they_are(mlp_run, sample_dataset
     scale, zero_point = output_details["quantization"]
     keras_top1 = classifier.model.predict(raw.astype(np.float32) / 255, verbose=0).argmax(1)
     assert (((outputs.astype(np.float32) - zero_point) * scale).argmax(1) == keras_top1).mean() >= 0.96
+
+
+def test_int8_weights_are_per_channel_unless_asked_per_tensor(mlp_run, sample_dataset, tmp_path):
+    """Per-channel weights carry a scale and zero point per output channel (the size the int8 file pays); per-tensor one."""
+    classifier = load_classifier(mlp_run.model_path)
+    options = ExportOptions(
+        input_shape=(28, 28),
+        input_spec=InputSpec(shape=[28, 28]),
+        labels=[str(d) for d in range(10)],
+        output_kind="probabilities",
+        calibration_images=sample_dataset.x_train[:100],
+    )
+    record = export_tflite_int8(classifier.model, tmp_path / "per_channel.tflite", options)
+    assert record.details["weights"] == "int8, per-channel"
+    per_tensor = tmp_path / "per_tensor.tflite"
+    per_tensor.write_bytes(convert_int8(classifier.model, options, per_channel=False))
+
+    def weight_scales(path) -> list[int]:
+        interpreter = Interpreter(model_path=str(path))
+        tensors = {tensor["index"]: tensor for tensor in interpreter.get_tensor_details()}
+        return [len(tensors[op["inputs"][1]]["quantization_parameters"]["scales"])
+                for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"]
+
+    assert weight_scales(record.path) == [128, 10]
+    assert weight_scales(per_tensor) == [1, 1]
+    assert per_tensor.stat().st_size < record.path.stat().st_size
