@@ -28,6 +28,7 @@ test-arm64: $(STAMP)
 # Benchmarks print tables and a JSON line each; timings are ratios measured in one run.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/cross_backend.py --out artifacts/bench
+	$(BIN)/python benchmarks/int8_speed.py --out artifacts/bench/int8
 	$(BIN)/python benchmarks/runtime_overhead.py --bundle artifacts/bench/mlp/bundle
 	$(BIN)/python benchmarks/runtime_threads.py --bundle artifacts/bench/mlp/bundle
 	$(BIN)/python benchmarks/soak.py --bundle artifacts/bench/mlp/bundle
