@@ -293,7 +293,7 @@ def tflite_bytes(path: Path) -> dict[str, int]:
 
 
 def onnx_bytes(path: Path) -> dict[str, int]:
-    """Where an .onnx file's bytes go: weights, biases, scales and zero points, names, the rest."""
+    """Where an .onnx file's bytes go: weights, biases, scales and zero points, names (every mention), the rest."""
     import onnx
     from onnx import numpy_helper
 
@@ -317,8 +317,10 @@ def onnx_bytes(path: Path) -> dict[str, int]:
                 part = "quantization parameters"
             if part is not None:
                 parts[part] += initializers.pop(name)
-    names = {name for node in graph.node for name in (*node.input, *node.output)} | {tensor.name for tensor in graph.initializer}
-    parts["tensor names"] = sum(len(name) for name in names) + sum(len(node.name) for node in graph.node)
+    # Every mention of a name is stored: a tensor's name once where it is made and once per use.
+    mentions = [name for node in graph.node for name in (node.name, *node.input, *node.output)]
+    mentions += [value.name for value in (*graph.initializer, *graph.value_info, *graph.input, *graph.output)]
+    parts["tensor names"] = sum(len(name) for name in mentions)
     parts["rest"] = path.stat().st_size - sum(parts.values())
     return parts
 

@@ -18,7 +18,7 @@ parity (`benchmarks/int8_speed.py` times the alternatives side by side):
   no longer carries a per-channel scale and an int32 zero point beside each int32 bias. Older
   ONNX Runtime runs such convolutions in float, hence the `onnx` extra's floor of 1.21.
 - short tensor names. The quantizer names each tensor it adds after the float tensor it quantizes,
-  so TensorFlow's long scoped names appear up to six times: in MobileNetV2-0.35, 7% of the float
+  so TensorFlow's long scoped names appear up to six times: in MobileNetV2-0.35, 8% of the float
   file's size. The float model keeps its names; the shapes in value_info go too (ONNX Runtime
   infers them again at load).
 
