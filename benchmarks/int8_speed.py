@@ -200,8 +200,8 @@ def open_runner(form: Form, threads: int) -> Any:
     from edgeship.runtime.backends import create_runner
 
     if form.backend == "litert":
-        return create_runner(form.path, "tflite", threads=threads, delegate=form.delegate).activate()
-    return create_runner(form.path, "onnx", threads=threads).activate()
+        return create_runner(form.path, "tflite", backend="litert", threads=threads, delegate=form.delegate).activate()
+    return create_runner(form.path, "onnx", backend="onnxruntime", threads=threads).activate()
 
 
 def model_input(runner: Any, inputs: np.ndarray) -> np.ndarray:
