@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(BIN)/edgeship pipeline --dataset mnist-sample --model mlp --out $(OUT)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 # The slim runtime on an emulated Raspberry Pi OS (arm64): prints arm64-vs-x86 agreement; 77 = qemu unavailable.
 test-arm64: $(STAMP)

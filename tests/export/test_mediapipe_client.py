@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgeship.files import exclusive_lock
+
 pytestmark = pytest.mark.mediapipe
 
 REQUIREMENTS = ("mediapipe==0.10.21",)
@@ -37,6 +39,13 @@ def mediapipe_python() -> Path:
     key = hashlib.sha256("\n".join(REQUIREMENTS).encode()).hexdigest()[:16]
     venv = CACHE / f"mediapipe-{key}-py{sys.version_info[0]}{sys.version_info[1]}"
     python = venv / "bin" / "python"
+    with exclusive_lock(venv.with_name(venv.name + ".lock")):
+        _build_once(venv, python)
+    return python
+
+
+def _build_once(venv: Path, python: Path) -> None:
+    """Create the MediaPipe venv unless a finished one is there (call it holding the venv's lock)."""
     if not (venv / ".deps-installed").is_file():
         shutil.rmtree(venv, ignore_errors=True)
         base = getattr(sys, "_base_executable", sys.executable)
@@ -46,7 +55,6 @@ def mediapipe_python() -> Path:
             if done.returncode != 0:
                 raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
         (venv / ".deps-installed").write_text("\n".join(REQUIREMENTS))
-    return python
 
 
 def run_mediapipe(jobs: list[dict]) -> dict:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgeship.files import exclusive_lock
 from edgeship.manifest import load_manifest
 from edgeship.runtime import Classifier
 
@@ -60,6 +61,12 @@ def edgeship_wheel() -> Path:
     sources = [p for p in sources if p.is_file() and "__pycache__" not in p.parts]
     key = _digest(sources)
     folder = CACHE / "wheels" / key
+    with exclusive_lock(CACHE / "wheels" / f"{key}.lock"):
+        return _cached_wheel(folder)
+
+
+def _cached_wheel(folder: Path) -> Path:
+    """The wheel in `folder`, built from a copy of the sources when there is none yet (call it holding the folder's lock)."""
     wheels = list(folder.glob("edgeship-*.whl"))
     if wheels:
         return wheels[0]
@@ -93,6 +100,14 @@ def slim_venv(extra: str, wheel: Path) -> Path:
     venv = CACHE / f"{extra}-{key}"
     python = venv / "bin" / "python"
     marker = venv / ".edgeship-wheel"
+    # Parallel test workers may reach the same venv at once: one builds it, the others wait and reuse it.
+    with exclusive_lock(CACHE / f"{extra}-{key}.lock"):
+        _bring_up_to_date(venv, python, marker, extra, wheel)
+    return python
+
+
+def _bring_up_to_date(venv: Path, python: Path, marker: Path, extra: str, wheel: Path) -> None:
+    """Create the venv with the extra's dependencies once; reinstall edgeship when its wheel changed."""
     if not (venv / ".deps-installed").is_file():
         shutil.rmtree(venv, ignore_errors=True)
         _run([_base_python(extra), "-m", "venv", str(venv)])
@@ -103,7 +118,6 @@ def slim_venv(extra: str, wheel: Path) -> Path:
         _run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
               "--force-reinstall", str(wheel)])
         marker.write_text(str(wheel))
-    return python
 
 
 @pytest.fixture(scope="session", params=list(EXTRAS))
