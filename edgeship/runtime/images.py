@@ -333,5 +333,5 @@ def _read_array(path: Path, height: int, width: int, channels: int) -> np.ndarra
         return loaded
     raise InputError(
         f"{path} holds an array of shape {loaded.shape}; the model takes ({height}, {width}) images"
-        f"{'' if channels == 1 else f' with {channels} channels'}, one or a batch (N, ...); arrays are never resized"
+        f"{'' if channels == 1 else f' with {channels} channels'}, one or a batch (N, ...); edgeship does not resize arrays, only pictures"
     )
