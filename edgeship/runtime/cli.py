@@ -79,6 +79,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--machine-label", metavar="NAME", help="name this machine in the JSON and the report (default: its CPU)")
     parser.add_argument("--emulated", action="store_true", help="mark the timings as measured under emulation (the report says so)")
     parser.add_argument("--budget-ms", type=float, metavar="MS", help="fail (exit 1) when a row's p99 latency exceeds this many milliseconds")
+    parser.add_argument("--picture", metavar="FILE.jpg",
+                        help="also time each artifact end to end from this picture: decode, resize as the bundle records, predict (batch 1)")
 
 
 def run_predict(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:

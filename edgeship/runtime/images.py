@@ -129,7 +129,7 @@ def load_picture(path: str | os.PathLike, rule: PictureRule) -> Picture:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as picture:
-                array, original, conversions = _decode(picture, path.name, rule)
+                decoded, original, conversions = _decode(picture, path.name, rule)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InputError(
             f"{path.name} is too large to decode safely ({exc}); shrink it below {Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels first"
@@ -140,21 +140,25 @@ def load_picture(path: str | os.PathLike, rule: PictureRule) -> Picture:
         raise InputError(f"cannot read {path} as an image ({exc}); give a PNG, JPEG, BMP, WebP, .npy or .npz file") from exc
     width, height = original
     if original == (rule.width, rule.height):
-        return Picture(array, original, conversions, None)
+        return Picture(np.asarray(decoded), original, conversions, None)
     if rule.resize is None:
         raise InputError(
             f"{path.name} is {width}x{height} pixels; the model takes {rule.width}x{rule.height} images and "
             "--resize none refuses other sizes: resize or crop it yourself, or leave out --resize none"
         )
     if rule.recipe == "mnist":
-        pixels = mnist_digit(array, path.name)
+        pixels = mnist_digit(np.asarray(decoded), path.name)
         return Picture(pixels, original, conversions, f"{width}×{height} → 28×28 by the MNIST recipe, {rule.source}")
-    pixels = fit_picture(array, rule.height, rule.width, rule.resize)
+    pixels = fit_picture(decoded, rule.height, rule.width, rule.resize)
     return Picture(pixels, original, conversions, f"{width}×{height} → {rule.width}×{rule.height}, {rule.resize.describe()}, {rule.source}")
 
 
-def _decode(picture: Any, name: str, rule: PictureRule) -> tuple[np.ndarray, tuple[int, int], list[str]]:
-    """Decode (at reduced JPEG scale where the target is much smaller), orient, and convert to 8-bit grey or RGB."""
+def _decode(picture: Any, name: str, rule: PictureRule) -> tuple[Any, tuple[int, int], list[str]]:
+    """Decode (at reduced JPEG scale where the target is much smaller), orient, and convert to 8-bit grey or RGB.
+
+    Returns the picture as a Pillow image when it already is what the model takes (the common camera
+    JPEG: no copy to numpy and back), else as a uint8 array; with its upright size and the conversions made.
+    """
     from PIL import ImageOps
 
     if picture.mode not in GREY_MODES + COLOUR_MODES:
@@ -180,6 +184,8 @@ def _decode(picture: Any, name: str, rule: PictureRule) -> tuple[np.ndarray, tup
         picture = picture.convert("RGB")
         conversions.append(f"{mode} converted to RGB (Pillow's plain formula, no colour profile)")
     mode = picture.mode
+    if mode == ("L" if rule.channels == 1 else "RGB"):
+        return picture, upright_size, conversions
     array = np.asarray(picture)
     if mode == "1":
         conversions.append("1-bit converted to 8-bit (0 or 255)")
@@ -246,14 +252,14 @@ def _resample(method: str) -> Any:
     return {"bilinear": Image.Resampling.BILINEAR, "area": Image.Resampling.BOX, "nearest": Image.Resampling.NEAREST}[method]
 
 
-def fit_picture(array: np.ndarray, height: int, width: int, rule: Resize) -> np.ndarray:
-    """A uint8 (h, w) or (h, w, 3) picture at (height, width) by `rule`: stretch, centre-crop or pad (black), keeping the aspect ratio.
+def fit_picture(array: Any, height: int, width: int, rule: Resize) -> np.ndarray:
+    """A uint8 (h, w) or (h, w, 3) picture (array or Pillow image) at (height, width) by `rule`: stretch, centre-crop or pad (black).
 
     Crop resamples the centred box of the target's aspect ratio straight to the target (one resampling,
     as `PIL.ImageOps.fit` does); pad scales the whole picture to fit inside and centres it.
     """
     Image = import_pillow("resizing pictures")
-    source = Image.fromarray(array)
+    source = Image.fromarray(array) if isinstance(array, np.ndarray) else array
     resample = _resample(rule.method)
     source_width, source_height = source.size
     if rule.fit == "stretch":

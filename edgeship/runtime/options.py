@@ -172,6 +172,7 @@ class BenchOptions:
     machine_label: str | None = None
     emulated: bool = False
     budget_ms: float | None = None
+    picture: Path | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "BenchOptions":
@@ -179,7 +180,11 @@ class BenchOptions:
             raise UsageError(f"--seconds must be positive, got {args.seconds}")
         if args.budget_ms is not None and args.budget_ms <= 0:
             raise UsageError(f"--budget-ms must be positive milliseconds, got {args.budget_ms}")
-        return cls(positive_list(args.batch, "--batch"), args.seconds, args.json, args.machine_label, args.emulated, args.budget_ms)
+        picture = getattr(args, "picture", None)
+        if picture is not None and not Path(picture).is_file():
+            raise UsageError(f"--picture {picture} is not a file; give a JPEG or PNG to time the end-to-end row on")
+        return cls(positive_list(args.batch, "--batch"), args.seconds, args.json, args.machine_label, args.emulated, args.budget_ms,
+                   Path(picture) if picture is not None else None)
 
     def machine(self) -> dict[str, Any]:
         """This machine's facts, with the label and emulation flag given on the command line."""
