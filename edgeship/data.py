@@ -462,6 +462,8 @@ def _folder_color(paths: list[Path]) -> str:
 
     Image = import_pillow("reading an image folder")
     for path in paths:
+        if path.stat().st_size == 0:
+            continue
         try:
             with Image.open(path) as picture:
                 if picture.mode not in GREY_MODES:

@@ -120,3 +120,16 @@ def make_shapes_folder():
 def shapes_folder(tmp_path_factory):
     """A small image folder, 3 classes x 12 pictures of several sizes (read-only: copy it to change it)."""
     return write_shapes_folder(tmp_path_factory.mktemp("shapes") / "shapes")
+
+
+@pytest.fixture(scope="session")
+def bomb_png() -> bytes:
+    """A PNG of a few hundred bytes that claims 100,000 x 100,000 grey pixels: a decompression bomb, refused from its header."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")

@@ -33,11 +33,12 @@ def add_training_arguments(parser: argparse.ArgumentParser, out_default: str) ->
 def load_training_dataset(args: argparse.Namespace) -> Any:
     """The dataset named by --dataset, an image folder brought to --image-size (else the architecture's default size)."""
     from edgeship.commands.data import folder_options
-    from edgeship.data import DEFAULT_IMAGE_SIZE, load_dataset
+    from edgeship.data import DEFAULT_IMAGE_SIZE, is_image_folder, load_dataset
     from edgeship.train.zoo import DEFAULT_IMAGE_SIZES
 
     side = DEFAULT_IMAGE_SIZES.get(args.model, DEFAULT_IMAGE_SIZE)
-    return load_dataset(args.dataset, folder_options(args, image_size=(side, side)))
+    default_size = (side, side) if is_image_folder(args.dataset) else None
+    return load_dataset(args.dataset, folder_options(args, image_size=default_size))
 
 
 def recipe_option(args: argparse.Namespace) -> Any:
