@@ -111,7 +111,7 @@ class InputSpec:
         return asdict(self)
 
     def problems(self) -> list[str]:
-        """What is wrong with the preprocessing fields, each naming the field and the bad value (empty when all is well)."""
+        """What is wrong with the preprocessing fields, each starting with the field's name and giving the bad value (empty when all is well)."""
         found = []
         channels = self.channels
         for name in ("mean", "std"):
@@ -140,7 +140,7 @@ class InputSpec:
         if self.recipe is not None and self.recipe not in RECIPES:
             found.append(f"recipe must be one of {', '.join(RECIPES)} or null, got {self.recipe!r}")
         elif self.recipe == "mnist" and self.color != "grey":
-            found.append("the mnist recipe makes grey pictures; it needs a grey model")
+            found.append("recipe mnist makes grey pictures; it needs a grey model, not an rgb one")
         return found
 
     def to_model_input(self, raw: Any, input_shape: tuple[int, ...]) -> Any:
@@ -165,7 +165,7 @@ class InputSpec:
             raise BundleError(f"{where}.layout must be NHWC or NCHW, got {spec.layout!r}; re-export the bundle")
         problems = spec.problems()
         if problems:
-            raise BundleError(f"{where}: {problems[0]}; re-export the bundle")
+            raise BundleError(f"{where}.{problems[0]}; re-export the bundle")
         bounds = spec.value_range
         if not (isinstance(bounds, list) and len(bounds) == 2 and all(_is_number(b) for b in bounds) and bounds[0] < bounds[1]):
             raise BundleError(f"{where}.value_range must be [low, high] with low < high, got {bounds!r}; re-export the bundle")

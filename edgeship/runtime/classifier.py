@@ -154,6 +154,8 @@ class Classifier:
         runner.activate()
         try:
             classes = class_count(runner.output.shape, path)
+            # Options that cannot fit this model (std 0, a list per channel of the wrong length) are refused first.
+            bare_input_spec(known_dims(runner.input.shape, path), options)
             # The file's own metadata (labels, normalization) fills in what the options leave out.
             merged, labels = bare_preprocessing(runner, options, classes, log.warning)
             spec = bare_input_spec(known_dims(runner.input.shape, path), merged)

@@ -84,7 +84,7 @@ def test_keras_applications_with_per_channel_options(tmp_path, shapes_folder):
         ({"mean": [0.5, 0.5]}, "mean lists 2 values but the model takes 3 channels"),
         ({"std": [0.5, 0.0, 0.5]}, "std must not be 0"),
         ({"color": "grey"}, "color grey does not fit the model's 3 input channels"),
-        ({"recipe": "mnist"}, "the mnist recipe makes grey pictures"),
+        ({"recipe": "mnist"}, "recipe mnist makes grey pictures"),
     ],
     ids=["mean-length", "std-zero", "grey-for-rgb", "recipe-for-rgb"],
 )

@@ -110,7 +110,7 @@ def test_bare_file_options_of_the_wrong_shape(cli, refused, bundle_path, digit_n
 @pytest.mark.parametrize(
     "change, words",
     [
-        ({"mean": [0.1, 0.2]}, ("input: mean lists 2 values but the model takes 1 channel",)),
+        ({"mean": [0.1, 0.2]}, ("input.mean lists 2 values but the model takes 1 channel",)),
         ({"std": [0.0]}, ("std",)),
         ({"resize": {"method": "bicubic", "fit": "crop"}}, ("resize must have a method in bilinear, area, nearest",)),
         ({"recipe": "fashion"}, ("recipe must be one of mnist",)),
