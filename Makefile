@@ -36,6 +36,7 @@ bench: $(STAMP)
 	if [ $$rc -eq 77 ]; then echo "devices_scale SKIPPED (see the reason above)"; else exit $$rc; fi
 	$(BIN)/python benchmarks/litert_compiled.py --out artifacts/bench --mlp artifacts/bench/mlp/bundle --cnn artifacts/bench/cnn/bundle
 	$(BIN)/python benchmarks/litert_crosscheck.py --out artifacts/bench --mlp artifacts/bench/mlp/bundle
+	$(BIN)/python benchmarks/preprocess_jpeg.py
 
 clean:
 	rm -rf $(VENV) artifacts/*/ .pytest_cache

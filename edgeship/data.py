@@ -1,13 +1,20 @@
 """Datasets for the pipeline: the bundled MNIST sample, MNIST and Fashion-MNIST through Keras' cache, or local files.
 
-Every source ends as the same Dataset: uint8 images (N, H, W) in raw pixel units 0..255 and int64
-labels. Scaling happens later, from the model card, never here.
+Every source ends as the same Dataset: uint8 images (N, H, W) for grey or (N, H, W, 3) for RGB, in
+raw pixel units 0..255, and int64 labels. Scaling happens later, from the model card, never here.
+
+An image folder is laid out as Keras' `image_dataset_from_directory` expects: DIR/<class>/*.jpg
+(class names are the sorted folder names), or DIR/train/<class> and DIR/test/<class>; without those
+a seeded, stratified split is made and recorded. Its pictures are brought to one size by
+`edgeship.runtime.images.load_picture` with the resize rule the model will record, never by
+TensorFlow, so a device resizes a photo exactly as training did.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import logging
 import os
 import socket
 import zipfile
@@ -17,7 +24,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from edgeship.errors import DatasetError
+from edgeship.errors import DatasetError, InputError
+from edgeship.manifest import COLORS, Resize
+
+log = logging.getLogger(__name__)
 
 SAMPLE_NAME = "mnist-sample"
 SAMPLE_FILE = Path(__file__).resolve().parent / "datasets" / "mnist_sample.npz"
@@ -41,6 +51,36 @@ IDX_LABELS_MAGIC = 2049
 DOWNLOAD_TIMEOUT_S = 10.0
 MAX_CLASSES = 100_000
 """Labels are class indices; a label beyond this is a mistake (an id or a hash), not a class."""
+DIGIT_SOURCES = (SAMPLE_NAME, "mnist")
+"""Datasets of MNIST digits: a model trained on them records the MNIST recipe for photos (as do IDX folders of 28x28 images)."""
+DEFAULT_IMAGE_SIZE = 96
+"""The size pictures of an image folder are brought to when none is given (MobileNet-class edge models take 96..224)."""
+DEFAULT_TEST_FRACTION = 0.2
+PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+@dataclass(frozen=True)
+class FolderOptions:
+    """How an image folder becomes arrays: the size and colour to bring pictures to, the resize rule, the split, bad files.
+
+    image_size None: DEFAULT_IMAGE_SIZE; color None: "rgb" unless every picture is grey.
+    """
+
+    image_size: tuple[int, int] | None = None
+    color: str | None = None
+    resize: Resize = field(default_factory=Resize)
+    test_fraction: float = DEFAULT_TEST_FRACTION
+    seed: int = 0
+    skip_bad_images: bool = False
+
+    @classmethod
+    def recorded(cls, image_size: tuple[int, int], color: str | None, resize: Resize, split: dict[str, Any]) -> "FolderOptions":
+        """The options that load a folder again as a model was trained on it: its size, colour, rule and recorded split."""
+        return cls(
+            image_size=tuple(image_size), color=color, resize=resize,
+            test_fraction=float(split.get("test_fraction", DEFAULT_TEST_FRACTION)), seed=int(split.get("seed", 0)),
+            skip_bad_images=bool(split.get("skip_bad_images", False)),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,18 +94,30 @@ class Dataset:
     y_test: np.ndarray
     class_names: list[str] = field(default_factory=lambda: list(DIGIT_NAMES))
     source: str = ""
+    recipe: str | None = None
+    resize: Resize = field(default_factory=Resize)
+    split: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
     @property
-    def image_shape(self) -> tuple[int, int]:
+    def image_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
+    @property
+    def color(self) -> str:
+        return "rgb" if self.x_train.ndim == 4 else "grey"
 
-def load_dataset(name_or_path: str | os.PathLike) -> Dataset:
-    """Load a dataset by name (mnist-sample, mnist, fashion_mnist) or from a local .npz file or IDX folder."""
+
+def load_dataset(name_or_path: str | os.PathLike, folder: FolderOptions | None = None) -> Dataset:
+    """Load a dataset by name (mnist-sample, mnist, fashion_mnist) or from a local .npz file, IDX folder or image folder.
+
+    `folder` says how an image folder's pictures are brought to size and split; for arrays (named
+    datasets, .npz, IDX) an image_size or color other than theirs is refused: arrays are never resized.
+    """
     text = str(name_or_path)
     name = text.strip().lower().replace("-", "_")
     if name == SAMPLE_NAME.replace("-", "_"):
@@ -74,24 +126,56 @@ def load_dataset(name_or_path: str | os.PathLike) -> Dataset:
                 f"the bundled sample {SAMPLE_FILE} is missing from this install; reinstall edgeship "
                 "or rebuild it with tools/build_mnist_sample.py"
             )
-        return _checked(SAMPLE_NAME, _read_npz(SAMPLE_FILE), DIGIT_NAMES, f"{SAMPLE_SOURCE} ({SAMPLE_FILE.name})")
-    if name in KERAS_NAMES:
-        return _load_from_keras(name)
-    path = Path(text).expanduser()
-    if path.is_dir():
-        return _checked(str(path.resolve()), _read_idx_folder(path), None, f"IDX files in {path.resolve()}")
-    if path.is_file():
-        if path.suffix.lower() != ".npz":
-            raise DatasetError(f"{path} is not an .npz file; give a .npz with {', '.join(DATASET_ARRAYS)} or a folder of IDX files")
-        arrays = _read_npz(path)
-        class_names = arrays.pop("class_names", None)
-        return _checked(str(path.resolve()), arrays, class_names, f"npz file {path.resolve()}")
-    if os.sep in text or "/" in text or path.suffix:
-        raise DatasetError(f"dataset path {text} does not exist; give an existing .npz file or a folder of IDX files")
-    raise DatasetError(
-        f"unknown dataset {text!r}; choose one of {', '.join(DATASET_NAMES)}, "
-        "or give a path to an .npz file or a folder of IDX files"
-    )
+        dataset = _checked(SAMPLE_NAME, _read_npz(SAMPLE_FILE), DIGIT_NAMES, f"{SAMPLE_SOURCE} ({SAMPLE_FILE.name})")
+    elif name in KERAS_NAMES:
+        dataset = _load_from_keras(name)
+    else:
+        path = Path(text).expanduser()
+        if is_image_folder(path):
+            return _load_image_folder(path, folder or FolderOptions())
+        if path.is_dir():
+            dataset = _checked(str(path.resolve()), _read_idx_folder(path), None, f"IDX files in {path.resolve()}")
+        elif path.is_file():
+            if path.suffix.lower() != ".npz":
+                raise DatasetError(
+                    f"{path} is not an .npz file; give a .npz with {', '.join(DATASET_ARRAYS)}, a folder of IDX files or an image folder"
+                )
+            arrays = _read_npz(path)
+            class_names = arrays.pop("class_names", None)
+            dataset = _checked(str(path.resolve()), arrays, class_names, f"npz file {path.resolve()}")
+        elif os.sep in text or "/" in text or path.suffix:
+            raise DatasetError(f"dataset path {text} does not exist; give an existing .npz file, IDX folder or image folder")
+        else:
+            raise DatasetError(
+                f"unknown dataset {text!r}; choose one of {', '.join(DATASET_NAMES)}, "
+                "or give a path to an .npz file, a folder of IDX files or an image folder (DIR/<class>/*.jpg)"
+            )
+    _check_array_geometry(dataset, folder)
+    digits = dataset.name in DIGIT_SOURCES or (dataset.source.startswith("IDX files") and dataset.image_shape == (28, 28))
+    return _replace(dataset, recipe="mnist" if digits else None, split={"method": "given"})
+
+
+def _replace(dataset: Dataset, **changes: Any) -> Dataset:
+    import dataclasses
+
+    return dataclasses.replace(dataset, **changes)
+
+
+def _check_array_geometry(dataset: Dataset, folder: FolderOptions | None) -> None:
+    """Arrays are never resized or recoloured: a size or colour asked for that they do not have is refused."""
+    if folder is None:
+        return
+    height, width = dataset.image_shape[:2]
+    if folder.image_size is not None and tuple(folder.image_size) != (height, width):
+        raise DatasetError(
+            f"{dataset.name} holds {height}x{width} images; arrays are never resized, so --image-size "
+            f"{folder.image_size[0]}x{folder.image_size[1]} does not apply: leave it out or use an image folder"
+        )
+    if folder.color is not None and folder.color != dataset.color:
+        raise DatasetError(
+            f"{dataset.name} holds {dataset.color} images; arrays are never converted, so --color {folder.color} does not "
+            "apply: leave it out"
+        )
 
 
 def describe(dataset: Dataset) -> dict[str, Any]:
@@ -111,6 +195,9 @@ def describe(dataset: Dataset) -> dict[str, Any]:
     return {
         "name": dataset.name,
         "source": dataset.source,
+        "color": dataset.color,
+        "split": dict(dataset.split),
+        "notes": list(dataset.notes),
         "num_classes": dataset.num_classes,
         "class_names": list(dataset.class_names),
         "train": split_summary(dataset.x_train, dataset.y_train),
@@ -149,11 +236,13 @@ def _checked(name: str, arrays: dict[str, np.ndarray], class_names: Any, source:
 
 
 def _as_images(array: np.ndarray, key: str, source: str) -> np.ndarray:
-    """Images as uint8 (N, H, W); a trailing channel of 1 is dropped; other dtypes only if integer 0..255."""
+    """Images as uint8 (N, H, W) or (N, H, W, 3); a trailing channel of 1 is dropped; other dtypes only if integer 0..255."""
     if array.ndim == 4 and array.shape[-1] == 1:
         array = array[..., 0]
-    if array.ndim != 3:
-        raise DatasetError(f"{source}: {key} has shape {array.shape}; expected grayscale images (N, height, width)")
+    if not (array.ndim == 3 or (array.ndim == 4 and array.shape[-1] == 3)):
+        raise DatasetError(
+            f"{source}: {key} has shape {array.shape}; expected grey images (N, height, width) or RGB images (N, height, width, 3)"
+        )
     if array.dtype == np.uint8:
         return array
     if not np.issubdtype(array.dtype, np.integer):
@@ -200,7 +289,7 @@ def _read_idx_folder(folder: Path) -> dict[str, np.ndarray]:
     if len(missing) == len(IDX_FILES):
         raise DatasetError(
             f"{folder} holds no IDX files; expected {', '.join(IDX_FILES.values())} (each optionally .gz), "
-            "or give an .npz file instead"
+            "or class sub-folders of pictures (DIR/<class>/*.jpg), or give an .npz file instead"
         )
     if missing:
         raise DatasetError(f"{folder} lacks the IDX files {', '.join(missing)} (each optionally .gz)")
@@ -289,3 +378,153 @@ def _load_from_keras(name: str) -> Dataset:
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
     class_names = DIGIT_NAMES if name == "mnist" else FASHION_NAMES
     return _checked(name, arrays, class_names, f"Keras dataset {name} (cache {cache})")
+
+
+def is_image_folder(folder: str | os.PathLike) -> bool:
+    """A folder of class sub-folders (or train/ and test/ of them) and no IDX files."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        return False
+    if any(_find_idx_file(folder, stem) for stem in IDX_FILES.values()):
+        return False
+    return any(entry.is_dir() and not entry.name.startswith(".") for entry in folder.iterdir())
+
+
+def _class_folders(folder: Path) -> dict[str, Path]:
+    """The class sub-folders of `folder` by name, sorted as image_dataset_from_directory sorts them."""
+    return {entry.name: entry for entry in sorted(folder.iterdir()) if entry.is_dir() and not entry.name.startswith(".")}
+
+
+def _pictures(folder: Path) -> list[Path]:
+    """The picture files under a class folder (sub-folders too, as Keras walks them), sorted; other files are ignored."""
+    found = []
+    for root, folders, files in os.walk(folder):
+        folders[:] = sorted(name for name in folders if not name.startswith("."))
+        found += [Path(root) / name for name in sorted(files) if Path(name).suffix.lower() in PICTURE_SUFFIXES]
+    return found
+
+
+def _listed_splits(folder: Path, options: FolderOptions) -> tuple[list[str], dict[str, list[list[Path]]], dict[str, Any]]:
+    """Class names and, for train and test, each class's picture files: from DIR/train and DIR/test, or a seeded stratified split."""
+    train, test = folder / "train", folder / "test"
+    if train.is_dir() != test.is_dir():
+        present, absent = (train, test) if train.is_dir() else (test, train)
+        raise DatasetError(f"{folder} has {present.name}/ but no {absent.name}/; give both, or put the class folders directly in {folder}")
+    if train.is_dir():
+        splits = {"train": _class_folders(train), "test": _class_folders(test)}
+        if set(splits["train"]) != set(splits["test"]):
+            only = sorted(set(splits["train"]) ^ set(splits["test"]))
+            raise DatasetError(f"{train} and {test} must hold the same class folders; {', '.join(only)} is in only one of them")
+        names = list(splits["train"])
+        files = {split: [_pictures(classes[name]) for name in names] for split, classes in splits.items()}
+        _check_classes(names, files["train"], [splits["train"][name] for name in names])
+        _check_classes(names, files["test"], [splits["test"][name] for name in names])
+        return names, files, {"method": "folders", "train": "train/", "test": "test/"}
+    if not 0.0 < options.test_fraction < 1.0:
+        raise DatasetError(f"--test-fraction must be between 0 and 1, got {options.test_fraction}")
+    classes = _class_folders(folder)
+    names = list(classes)
+    per_class = [_pictures(classes[name]) for name in names]
+    _check_classes(names, per_class, [classes[name] for name in names])
+    rng = np.random.default_rng(options.seed)
+    files: dict[str, list[list[Path]]] = {"train": [], "test": []}
+    for name, paths in zip(names, per_class):
+        if len(paths) < 2:
+            raise DatasetError(
+                f"class {name!r} has only 1 picture; a train/test split needs at least 2 a class "
+                f"(or give {folder}/train and {folder}/test)"
+            )
+        order = rng.permutation(len(paths))
+        test_count = min(len(paths) - 1, max(1, round(len(paths) * options.test_fraction)))
+        files["test"].append([paths[i] for i in sorted(order[:test_count])])
+        files["train"].append([paths[i] for i in sorted(order[test_count:])])
+    return names, files, {"method": "stratified", "test_fraction": options.test_fraction, "seed": options.seed}
+
+
+def _check_classes(names: list[str], per_class: list[list[Path]], folders: list[Path]) -> None:
+    """At least two classes, and no class folder without pictures."""
+    if len(names) < 2:
+        where = folders[0].parent if folders else "the folder"
+        raise DatasetError(
+            f"{where} holds {len(names)} class folder{'s' if len(names) != 1 else ''} ({', '.join(names) or 'none'}); "
+            "a classifier needs at least 2 classes: add a sub-folder of pictures for each class"
+        )
+    for folder, paths in zip(folders, per_class):
+        if not paths:
+            raise DatasetError(
+                f"class folder {folder} has no pictures ({', '.join(PICTURE_SUFFIXES)}); add some or remove the folder"
+            )
+
+
+def _folder_color(paths: list[Path]) -> str:
+    """"grey" when every picture is grey (read from the file headers only), else "rgb"."""
+    from edgeship.runtime.images import GREY_MODES, import_pillow
+
+    Image = import_pillow("reading an image folder")
+    for path in paths:
+        if path.stat().st_size == 0:
+            continue
+        try:
+            with Image.open(path) as picture:
+                if picture.mode not in GREY_MODES:
+                    return "rgb"
+        except Exception:  # a bad file is reported (or skipped) by the decoding pass that follows
+            continue
+    return "grey"
+
+
+def _load_image_folder(folder: Path, options: FolderOptions) -> Dataset:
+    """An image folder as a Dataset: every picture decoded and brought to one size by the runtime's load_picture."""
+    from edgeship.runtime.images import PictureRule, load_picture
+
+    names, files, split = _listed_splits(folder, options)
+    everything = [path for split_files in files.values() for paths in split_files for path in paths]
+    if options.color is not None and options.color not in COLORS:
+        raise DatasetError(f"--color must be one of {', '.join(COLORS)}, got {options.color!r}")
+    color = options.color or _folder_color(everything)
+    height, width = options.image_size or (DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE)
+    if height < 1 or width < 1:
+        raise DatasetError(f"--image-size must be positive, got {height}x{width}")
+    rule = PictureRule(height, width, 1 if color == "grey" else 3, options.resize, None, "")
+    conversions: dict[str, int] = {}
+    resized, skipped = 0, []
+    arrays: dict[str, Any] = {}
+    rng = np.random.default_rng(options.seed)
+    for split_name, split_files in files.items():
+        images, labels = [], []
+        for label, paths in enumerate(split_files):
+            for path in paths:
+                if path.stat().st_size == 0:
+                    problem = "an empty file"
+                else:
+                    try:
+                        picture = load_picture(path, rule)
+                    except InputError as exc:
+                        problem = str(exc)
+                    else:
+                        images.append(picture.pixels)
+                        labels.append(label)
+                        resized += picture.resized is not None
+                        for conversion in picture.conversions:
+                            conversions[conversion] = conversions.get(conversion, 0) + 1
+                        continue
+                if not options.skip_bad_images:
+                    raise DatasetError(f"{path} is not a readable picture ({problem}); remove it, or pass --skip-bad-images")
+                skipped.append(f"{path}: {problem}")
+        if not images:
+            raise DatasetError(f"{folder} has no readable pictures for its {split_name} split ({len(skipped)} skipped)")
+        order = rng.permutation(len(images))
+        arrays[f"x_{split_name}"] = np.stack(images)[order]
+        arrays[f"y_{split_name}"] = np.asarray(labels, dtype=np.int64)[order]
+    notes = []
+    if resized:
+        notes.append(f"{resized:,} pictures brought to {width}x{height} ({options.resize.describe()})")
+    notes += [f"{count:,} picture{'s' if count != 1 else ''}: {conversion}" for conversion, count in sorted(conversions.items())]
+    if skipped:
+        notes.append(f"skipped {len(skipped):,} unreadable file{'s' if len(skipped) != 1 else ''} (first: {skipped[0]})")
+    for note in notes:
+        log.info("%s: %s", folder.name, note)
+    dataset = _checked(str(folder.resolve()), arrays, names, f"image folder {folder.resolve()}")
+    split = {**split, "image_size": [height, width], "color": color, "skipped": len(skipped),
+             "skip_bad_images": options.skip_bad_images}
+    return _replace(dataset, resize=options.resize, split=split, notes=notes)

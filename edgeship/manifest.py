@@ -18,32 +18,130 @@ from edgeship.runtime.status import HAS_RESULT, LEGACY, STATUSES
 
 SCHEMA = "edgeship.bundle/2"
 READABLE_SCHEMAS = ("edgeship.bundle/1", SCHEMA)
-"""Schema 2 speaks the one status vocabulary (edgeship.runtime.status); schema 1's ok/failed are read as pass/error."""
+"""Schema 2 speaks the one status vocabulary (edgeship.runtime.status); schema 1's ok/failed are read as pass/error.
+Schema 1 inputs (grey models, scalar mean/std, no resize rule) load with the new input fields at their defaults."""
 RAW_PIXEL_SCALE = 1.0 / 255.0
 """x = raw / 255: the scaling our models train with, and the default for a model without a card."""
 MANIFEST_NAME = "manifest.json"
 
 FORMATS = ("tflite", "onnx", "ort", "edgetpu")
+COLORS = ("grey", "rgb")
+RESIZE_METHODS = ("bilinear", "area", "nearest")
+RESIZE_FITS = ("stretch", "crop", "pad")
+RECIPES = ("mnist",)
+"""Named recipes for pictures of another size; "mnist": the MNIST authors' normalization of digit photos."""
+
+
+@dataclass
+class Resize:
+    """How a picture of another size is brought to the model's: the resampling method and how the aspect ratio is kept.
+
+    fit: "stretch" (to the model's size, aspect ratio lost), "crop" (scale the short side to fit, cut the
+    centre) or "pad" (scale the long side to fit, pad the rest with black). method: "bilinear",
+    "area" (box averaging) or "nearest".
+    """
+
+    method: str = "bilinear"
+    fit: str = "crop"
+
+    def describe(self) -> str:
+        return f"{'centre-crop' if self.fit == 'crop' else self.fit}, {self.method}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Resize":
+        """'bilinear', 'pad', 'area,crop' or 'nearest:stretch' -> Resize (unnamed parts keep their defaults)."""
+        rule = cls()
+        parts = [part.strip().lower() for part in text.replace(":", ",").split(",") if part.strip()]
+        if not parts or len(parts) > 2:
+            raise ValueError(f"a resize rule is METHOD,FIT, e.g. bilinear,crop; got {text!r}")
+        for part in parts:
+            if part in RESIZE_METHODS:
+                rule.method = part
+            elif part in RESIZE_FITS:
+                rule.fit = part
+            else:
+                raise ValueError(
+                    f"{part!r} is neither a resize method ({', '.join(RESIZE_METHODS)}) nor a fit ({', '.join(RESIZE_FITS)})"
+                )
+        return rule
+
+
+def channel_count(shape: list[int], layout: str) -> int:
+    """The channels of an image shape without its batch dimension: 1 for (H, W), else the layout's channel axis."""
+    if len(shape) == 3:
+        return shape[0] if layout == "NCHW" else shape[-1]
+    return 1
 
 
 @dataclass
 class InputSpec:
-    """What the model takes and how to get there from raw pixels: x = (raw * scale - mean) / std.
+    """What the model takes and how to get there from raw pixels: x = (raw * scale - mean) / std, per channel.
 
     `shape` excludes the batch dimension, e.g. [28, 28] or [28, 28, 1] (NHWC) or [1, 28, 28] (NCHW).
-    `value_range` is the range of the raw pixels the scaling expects (uint8: [0, 255]). Schema 1
-    also wrote `dtype` ("uint8", read by nothing); it is ignored when a schema-1 manifest is read.
+    `mean` and `std` are one number, or a list with one value per channel (RGB order).
+    `value_range` is the range of the raw pixels the scaling expects (uint8: [0, 255]).
+    `color` is the picture mode the model takes ("grey" or "rgb"; read from the shape when not given).
+    `resize` is the rule for pictures of another size; `recipe` ("mnist") replaces it for digit photos.
+    `note` says where the scaling comes from when that is not obvious (e.g. a Rescaling layer inside the model).
     """
 
     shape: list[int]
     layout: str = "NHWC"
     scale: float = RAW_PIXEL_SCALE
-    mean: float = 0.0
-    std: float = 1.0
+    mean: float | list[float] = 0.0
+    std: float | list[float] = 1.0
     value_range: list[float] = field(default_factory=lambda: [0.0, 255.0])
+    color: str | None = None
+    resize: Resize = field(default_factory=Resize)
+    recipe: str | None = None
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.resize, dict):
+            self.resize = Resize(**{key: value for key, value in self.resize.items() if key in ("method", "fit")})
+        if self.color is None and isinstance(self.shape, list) and self.layout in ("NHWC", "NCHW"):
+            channels = channel_count(self.shape, self.layout)
+            self.color = {1: "grey", 3: "rgb"}.get(channels)
+
+    @property
+    def channels(self) -> int:
+        return channel_count(self.shape, self.layout)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def problems(self) -> list[str]:
+        """What is wrong with the preprocessing fields, each starting with the field's name and giving the bad value (empty when all is well)."""
+        found = []
+        channels = self.channels
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            values = value if isinstance(value, list) else [value]
+            if not values or not all(_is_number(v) for v in values):
+                found.append(f"{name} must be a finite number or a list of them, got {value!r}")
+            elif isinstance(value, list) and len(value) != channels:
+                found.append(
+                    f"{name} lists {len(value)} values but the model takes {channels} channel{'s' if channels != 1 else ''}: "
+                    f"give one value, or one per channel"
+                )
+            elif name == "std" and any(v == 0 for v in values):
+                found.append(f"std must not be 0 (x is divided by it), got {value!r}")
+        if not _is_number(self.scale) or self.scale == 0:
+            found.append(f"scale must be a finite number other than 0, got {self.scale!r}")
+        if self.color not in (*COLORS, None) or (self.color is None and channels in (1, 3)):
+            found.append(f"color must be one of {', '.join(COLORS)}, got {self.color!r}")
+        elif self.color is not None and {"grey": 1, "rgb": 3}[self.color] != channels:
+            found.append(f"color {self.color} does not fit the model's {channels} input channel{'s' if channels != 1 else ''}")
+        if self.resize.method not in RESIZE_METHODS or self.resize.fit not in RESIZE_FITS:
+            found.append(
+                f"resize must have a method in {', '.join(RESIZE_METHODS)} and a fit in {', '.join(RESIZE_FITS)}, "
+                f"got {self.resize.method!r}, {self.resize.fit!r}"
+            )
+        if self.recipe is not None and self.recipe not in RECIPES:
+            found.append(f"recipe must be one of {', '.join(RECIPES)} or null, got {self.recipe!r}")
+        elif self.recipe == "mnist" and self.color != "grey":
+            found.append("recipe mnist makes grey pictures; it needs a grey model, not an rgb one")
+        return found
 
     def to_model_input(self, raw: Any, input_shape: tuple[int, ...]) -> Any:
         """Raw pixels -> the float32 batch a float model takes, shaped (N, *input_shape): see runtime.preprocess."""
@@ -54,17 +152,20 @@ class InputSpec:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "input") -> "InputSpec":
         _require(raw, ("shape",), where)
-        spec = cls(**{key: raw[key] for key in raw if key in cls.__dataclass_fields__})
+        values = {key: raw[key] for key in raw if key in cls.__dataclass_fields__}
+        resize = values.get("resize")
+        if resize is not None and not (isinstance(resize, dict) and set(resize) <= {"method", "fit"}):
+            raise BundleError(f"{where}.resize must be {{\"method\": ..., \"fit\": ...}}, got {resize!r}; re-export the bundle")
+        if resize is None:
+            values.pop("resize", None)
+        spec = cls(**values)
         if not isinstance(spec.shape, list) or not spec.shape or not all(_is_int(d) and d > 0 for d in spec.shape):
             raise BundleError(f"{where}.shape must be a list of positive integers, got {spec.shape!r}; re-export the bundle")
         if spec.layout not in ("NHWC", "NCHW"):
             raise BundleError(f"{where}.layout must be NHWC or NCHW, got {spec.layout!r}; re-export the bundle")
-        for name in ("scale", "mean", "std"):
-            value = getattr(spec, name)
-            if not _is_number(value):
-                raise BundleError(f"{where}.{name} must be a finite number, got {value!r}; re-export the bundle")
-        if spec.std == 0 or spec.scale == 0:
-            raise BundleError(f"{where}.scale and {where}.std must not be 0; re-export the bundle")
+        problems = spec.problems()
+        if problems:
+            raise BundleError(f"{where}.{problems[0]}; re-export the bundle")
         bounds = spec.value_range
         if not (isinstance(bounds, list) and len(bounds) == 2 and all(_is_number(b) for b in bounds) and bounds[0] < bounds[1]):
             raise BundleError(f"{where}.value_range must be [low, high] with low < high, got {bounds!r}; re-export the bundle")

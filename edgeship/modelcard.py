@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeship.errors import ModelError
+from edgeship.errors import BundleError, ModelError
 from edgeship.files import atomic_write_json
 from edgeship.manifest import InputSpec
 
@@ -29,6 +29,8 @@ class ModelCard:
     dataset: str = ""
     architecture: str = ""
     seed: int | None = None
+    split: dict[str, Any] = field(default_factory=dict)
+    """How the dataset's train and test splits were made (an image folder's seeded split, its picture size), to load them again."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,6 +43,7 @@ class ModelCard:
             dataset=raw.get("dataset", ""),
             architecture=raw.get("architecture", ""),
             seed=raw.get("seed"),
+            split=dict(raw.get("split") or {}),
         )
 
 
@@ -62,5 +65,5 @@ def read_card(model_path: str | os.PathLike) -> ModelCard | None:
         return None
     try:
         return ModelCard.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (json.JSONDecodeError, KeyError, TypeError, BundleError) as exc:
         raise ModelError(f"{path} is not a valid model card ({exc}); delete it or re-train") from exc

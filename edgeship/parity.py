@@ -8,6 +8,7 @@ internals.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import time
@@ -48,6 +49,28 @@ class ParityRow:
     def verdict(self) -> str:
         """The status with its symbol and reason, e.g. `❌ fail: agreement 97.00% < 99.00%`."""
         return label(self.status, "; ".join(self.failures) if self.failures else self.reason)
+
+
+def dataset_for_bundle(manifest: Manifest, name: str | None = None, skip_bad_images: bool = False) -> Any:
+    """The dataset to verify a bundle on: `name`, else the one it was exported with; an image folder loaded as at export.
+
+    A folder is brought to the model's size and colour by the manifest's resize rule and, when it is
+    the folder the bundle was made from, split as then (the recorded fraction and seed).
+    """
+    from edgeship.data import FolderOptions, is_image_folder, load_dataset
+    from edgeship.runtime.preprocess import image_geometry
+
+    recorded_name = manifest.dataset.get("name") or "mnist-sample"
+    name = name or recorded_name
+    if not is_image_folder(name):
+        return load_dataset(name)
+    same = Path(name).resolve() == Path(recorded_name).resolve()
+    height, width, _ = image_geometry(manifest.input)
+    split = manifest.dataset.get("split", {}) if same else {}
+    options = FolderOptions.recorded((height, width), manifest.input.color, manifest.input.resize, split)
+    if skip_bad_images:
+        options = dataclasses.replace(options, skip_bad_images=True)
+    return load_dataset(name, options)
 
 
 def source_model_path(bundle: Path, manifest: Manifest, override: str | Path | None = None) -> Path:

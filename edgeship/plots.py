@@ -43,7 +43,7 @@ def _save(figure: Any, path: str | os.PathLike) -> None:
 
 
 def plot_sample_grid(images: Any, labels: Any, class_names: Sequence[str], path: str | os.PathLike, title: str, columns: int = 8) -> None:
-    """A grid of images, each titled with its label (and class name where it is not the digit itself)."""
+    """A grid of images (grey, or RGB in colour), each titled with its label (and class name where it is not the digit itself)."""
     plt = _pyplot()
     count = len(images)
     rows = -(-count // columns)
@@ -86,13 +86,17 @@ def plot_image_and_probabilities(
     path: str | os.PathLike,
     true_label: str | None = None,
 ) -> None:
-    """The seed exercise's figure: one image beside a probability bar chart for each model in `rows`."""
+    """The seed exercise's figure: one image (grey, or RGB in colour) beside a probability bar chart for each model in `rows`."""
     import numpy as np
 
     plt = _pyplot()
     figure, axes = plt.subplots(1, 1 + len(rows), figsize=(3.2 * (1 + len(rows)), 3.2))
     axes = np.atleast_1d(axes)
-    axes[0].imshow(np.asarray(image).reshape(np.asarray(image).shape[:2]), cmap="gray_r")
+    pixels = np.asarray(image)
+    if pixels.ndim == 3 and pixels.shape[-1] == 3:
+        axes[0].imshow(pixels, interpolation="nearest")
+    else:
+        axes[0].imshow(pixels.reshape(pixels.shape[:2]), cmap="gray_r")
     axes[0].set_title(f"input (true: {true_label})" if true_label is not None else "input")
     axes[0].axis("off")
     positions = np.arange(len(labels))

@@ -71,3 +71,65 @@ def pipeline_run(tmp_path_factory):
         capture_output=True, text=True, timeout=600,
     )
     return result, out
+
+
+SHAPES = ("circle", "square", "triangle")
+SHAPE_TINTS = {"circle": (220, 60, 60), "square": (60, 200, 60), "triangle": (60, 60, 220)}
+
+
+def write_shapes_folder(folder, per_class: int = 12, seed: int = 0, sizes=((60, 80), (120, 90), (200, 150), (480, 640))):
+    """An image folder DIR/<shape>/*.{png,jpg} of coloured shapes that tests make with Pillow: several sizes, JPEG and PNG.
+
+    Each class has its own tint (jittered) as well as its shape, so a small model learns it in a few epochs.
+    """
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    for shape in SHAPES:
+        (folder / shape).mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            height, width = sizes[int(rng.integers(len(sizes)))]
+            background = tuple(int(v) for v in rng.integers(0, 90, 3))
+            fill = tuple(int(np.clip(c + rng.integers(-30, 31), 0, 255)) for c in SHAPE_TINTS[shape])
+            picture = Image.new("RGB", (width, height), background)
+            draw = ImageDraw.Draw(picture)
+            radius = min(width, height) * rng.uniform(0.25, 0.4)
+            x, y = width / 2 + rng.uniform(-0.08, 0.08) * width, height / 2 + rng.uniform(-0.08, 0.08) * height
+            if shape == "circle":
+                draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=fill)
+            elif shape == "square":
+                draw.rectangle([x - radius, y - radius, x + radius, y + radius], fill=fill)
+            else:
+                draw.polygon([(x, y - radius), (x - radius, y + radius), (x + radius, y + radius)], fill=fill)
+            suffix = "jpg" if index % 2 else "png"
+            picture.save(folder / shape / f"{shape}-{index:03d}.{suffix}", **({"quality": 92} if suffix == "jpg" else {}))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def make_shapes_folder():
+    """write_shapes_folder(folder, per_class, seed, sizes): an image folder of coloured shapes, made with Pillow."""
+    return write_shapes_folder
+
+
+@pytest.fixture(scope="session")
+def shapes_folder(tmp_path_factory):
+    """A small image folder, 3 classes x 12 pictures of several sizes (read-only: copy it to change it)."""
+    return write_shapes_folder(tmp_path_factory.mktemp("shapes") / "shapes")
+
+
+@pytest.fixture(scope="session")
+def bomb_png() -> bytes:
+    """A PNG of a few hundred bytes that claims 100,000 x 100,000 grey pixels: a decompression bomb, refused from its header."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")

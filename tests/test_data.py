@@ -216,3 +216,103 @@ def test_mnist_without_network_or_cache_fails_fast_and_points_to_the_sample():
     assert time.monotonic() - started < 15
     message = str(error.value)
     assert "mnist.npz" in message and "IDX" in message and "mnist-sample" in message
+
+
+# Image folders: DIR/<class>/*.jpg as Keras' image_dataset_from_directory reads them, brought to size by the runtime.
+
+from edgeship.data import FolderOptions  # noqa: E402
+from edgeship.manifest import Resize  # noqa: E402
+
+
+def test_an_image_folder_loads_with_sorted_classes_and_a_seeded_stratified_split(shapes_folder):
+    dataset = load_dataset(shapes_folder, FolderOptions(image_size=(32, 48)))
+    assert dataset.class_names == ["circle", "square", "triangle"] and dataset.color == "rgb"
+    assert dataset.x_train.shape == (30, 32, 48, 3) and dataset.x_test.shape == (6, 32, 48, 3)
+    assert dataset.x_train.dtype == np.uint8 and dataset.y_train.dtype == np.int64
+    assert np.bincount(dataset.y_test).tolist() == [2, 2, 2] and np.bincount(dataset.y_train).tolist() == [10, 10, 10]
+    assert dataset.split == {"method": "stratified", "test_fraction": 0.2, "seed": 0, "image_size": [32, 48], "color": "rgb",
+                             "skipped": 0, "skip_bad_images": False}
+    assert dataset.recipe is None and dataset.resize == Resize()
+    assert any("brought to 48x32 (centre-crop, bilinear)" in note for note in dataset.notes)
+    again = load_dataset(shapes_folder, FolderOptions(image_size=(32, 48)))
+    np.testing.assert_array_equal(again.x_test, dataset.x_test)
+    other = load_dataset(shapes_folder, FolderOptions(image_size=(32, 48), seed=1, test_fraction=0.5))
+    assert len(other.x_test) == 18 and not np.array_equal(other.x_test[:6], dataset.x_test)
+    # the class tints survive the resizing: circles are red, squares green, triangles blue at the centre
+    centre = dataset.x_train[:, 16, 24].astype(int)
+    for label, channel in enumerate((0, 1, 2)):
+        assert (centre[dataset.y_train == label].argmax(axis=1) == channel).mean() > 0.9
+
+
+def test_train_and_test_folders_are_taken_as_given(tmp_path, make_shapes_folder):
+    make_shapes_folder(tmp_path / "data" / "train", per_class=4)
+    make_shapes_folder(tmp_path / "data" / "test", per_class=2, seed=1)
+    dataset = load_dataset(tmp_path / "data", FolderOptions(image_size=(24, 24), resize=Resize("area", "pad")))
+    assert len(dataset.x_train) == 12 and len(dataset.x_test) == 6 and dataset.split["method"] == "folders"
+    assert dataset.resize == Resize("area", "pad")
+
+
+def test_a_grey_folder_loads_grey_and_a_grey_picture_in_a_colour_folder_is_noted_once(tmp_path, make_shapes_folder):
+    folder = make_shapes_folder(tmp_path / "mixed", per_class=3)
+    Image = pytest.importorskip("PIL.Image")
+    Image.open(folder / "circle" / "circle-000.png").convert("L").save(folder / "circle" / "circle-000.png")
+    Image.open(folder / "square" / "square-000.png").convert("L").save(folder / "square" / "square-000.png")
+    dataset = load_dataset(folder, FolderOptions(image_size=(16, 16)))
+    assert dataset.color == "rgb" and dataset.x_train.shape[1:] == (16, 16, 3)
+    assert [note for note in dataset.notes if "grey" in note] == ["2 pictures: grey, repeated into 3 channels"]
+    grey = load_dataset(folder, FolderOptions(image_size=(16, 16), color="grey"))
+    assert grey.color == "grey" and grey.x_train.shape[1:] == (16, 16)
+
+
+def test_rgb_arrays_load_and_are_never_resized(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.integers(0, 256, (8, 20, 20, 3), dtype=np.uint8), "y_train": np.arange(8) % 2,
+              "x_test": rng.integers(0, 256, (4, 20, 20, 3), dtype=np.uint8), "y_test": np.arange(4) % 2}
+    np.savez(tmp_path / "rgb.npz", **arrays)
+    dataset = load_dataset(tmp_path / "rgb.npz")
+    assert dataset.color == "rgb" and dataset.image_shape == (20, 20, 3) and dataset.recipe is None
+    with pytest.raises(DatasetError, match="arrays are never resized"):
+        load_dataset(tmp_path / "rgb.npz", FolderOptions(image_size=(32, 32)))
+    with pytest.raises(DatasetError, match="arrays are never converted"):
+        load_dataset(tmp_path / "rgb.npz", FolderOptions(color="grey"))
+
+
+def test_digit_datasets_record_the_mnist_recipe(sample_dataset, tmp_path):
+    assert sample_dataset.recipe == "mnist"
+    assert load_dataset(write_idx_folder(tmp_path / "idx", sample_dataset, compress=True)).recipe == "mnist"
+
+
+@pytest.mark.parametrize(
+    "arrange, words",
+    [
+        (lambda root: (root / "circle").mkdir(parents=True), r"holds 1 class folder \(circle\)"),
+        (lambda root: [(root / name).mkdir(parents=True) for name in ("a", "b")], "class folder .*a has no pictures"),
+        (lambda root: (root / "train" / "a").mkdir(parents=True), "has train/ but no test/"),
+    ],
+    ids=["single-class", "empty-classes", "train-without-test"],
+)
+def test_folders_that_cannot_make_a_classifier_are_refused(tmp_path, arrange, words):
+    arrange(tmp_path / "pictures")
+    with pytest.raises(DatasetError, match=words):
+        load_dataset(tmp_path / "pictures")
+
+
+def test_a_class_of_one_picture_cannot_be_split(tmp_path, make_shapes_folder):
+    folder = make_shapes_folder(tmp_path / "few", per_class=2)
+    for extra in sorted((folder / "square").iterdir())[1:]:
+        extra.unlink()
+    with pytest.raises(DatasetError, match="class 'square' has only 1 picture"):
+        load_dataset(folder, FolderOptions(image_size=(16, 16)))
+
+
+def test_a_bad_picture_is_named_or_skipped_and_counted(tmp_path, make_shapes_folder):
+    folder = make_shapes_folder(tmp_path / "bad", per_class=5)
+    whole = (folder / "circle" / "circle-001.jpg").read_bytes()
+    (folder / "circle" / "circle-001.jpg").write_bytes(whole[: len(whole) // 3])
+    (folder / "square" / "notes.png").write_text("not a picture")
+    (folder / "square" / "README.txt").write_text("ignored: not a picture suffix")
+    with pytest.raises(DatasetError, match=r"circle-001.jpg is not a readable picture .*--skip-bad-images"):
+        load_dataset(folder, FolderOptions(image_size=(16, 16)))
+    dataset = load_dataset(folder, FolderOptions(image_size=(16, 16), skip_bad_images=True))
+    assert len(dataset.x_train) + len(dataset.x_test) == 14 and dataset.split["skipped"] == 2
+    assert any(note.startswith("skipped 2 unreadable files") for note in dataset.notes)

@@ -12,18 +12,27 @@ HELP = "export a .keras classifier to TFLite/ONNX/Edge TPU files in a bundle wit
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from edgeship.export.registry import FORMATS
-    from edgeship.runtime.options import positive_number
+    from edgeship.runtime.options import channel_values, positive_number, resize_rule
 
     parser.add_argument("model", help="the .keras model file (a card model.edgeship.json beside it supplies labels and scaling)")
     parser.add_argument("--formats", help=f"comma-separated formats (default: all): {', '.join(FORMATS)}")
     parser.add_argument("--out", help="bundle folder to write or replace (default: 'bundle' beside the model)")
-    parser.add_argument("--dataset", help="calibration and parity data: mnist-sample, mnist, fashion_mnist or a path (default: the card's, else mnist-sample)")
-    parser.add_argument("--calibration-images", type=int, default=300, help="training images to calibrate int8 formats on (default: 300)")
+    parser.add_argument("--dataset", help="calibration and parity data: mnist-sample, mnist, fashion_mnist or a path: .npz, IDX folder or "
+                        "image folder, brought to the model's size (default: the card's, else mnist-sample)")
+    parser.add_argument("--calibration-images", type=int, help="training images to calibrate int8 formats on (default: 300, or all when fewer)")
     parser.add_argument("--seed", type=int, default=0, help="seed for choosing the calibration images (default: 0)")
     parser.add_argument(
         "--input-scale", type=positive_number,
         help="raw pixel -> model input factor for a model without a card, e.g. 1/255 (default: 1/255; 1.0 when the model starts with Rescaling)",
     )
+    parser.add_argument("--mean", type=channel_values, help="then subtract this, one number or one per channel, e.g. 0.485,0.456,0.406 (default: 0)")
+    parser.add_argument("--std", type=channel_values, help="then divide by this, one number or one per channel, e.g. 0.229,0.224,0.225 (default: 1)")
+    parser.add_argument("--color", choices=("grey", "rgb"), help="the picture colour the model takes (default: from its channels)")
+    parser.add_argument("--resize", type=resize_rule, metavar="METHOD,FIT",
+                        help="how predict brings pictures of another size to the model's, and how an image folder is loaded: "
+                        "bilinear|area|nearest, crop|pad|stretch (default: the card's, else bilinear,crop)")
+    parser.add_argument("--recipe", choices=("mnist", "none"), help="mnist: the MNIST recipe for digit photos (default: the card's, else mnist for MNIST digits)")
+    parser.add_argument("--skip-bad-images", action="store_true", help="skip unreadable pictures of an image folder instead of stopping")
     parser.add_argument("--labels", help="comma-separated class names for a model without a card (default: the dataset's)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset, 13..18 (default: 17)")
     parser.add_argument(
@@ -115,6 +124,12 @@ def run(args: argparse.Namespace) -> int:
             safe_mode=not args.no_safe_mode,
             progress=progress,
             say=progress.say,
+            mean=args.mean,
+            std=args.std,
+            color=args.color,
+            resize=args.resize,
+            recipe=args.recipe,
+            skip_bad_images=args.skip_bad_images,
         )
     dataset = result.manifest.dataset
     print(

@@ -24,14 +24,14 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from edgeship.bench import bench_bundle
-    from edgeship.data import load_dataset
+    from edgeship.commands.train import load_training_dataset, recipe_option
     from edgeship.errors import UsageError
     from edgeship.export.registry import parse_formats
     from edgeship.files import atomic_write_json, check_writable, ensure_directory
     from edgeship.parity import format_table, raise_if_failed, verify_bundle
     from edgeship.runtime.bench import bench_payload
     from edgeship.runtime.options import BenchOptions, ModelOptions, positive_list
-    from edgeship.train.trainer import check_training_options
+    from edgeship.train.trainer import check_training_options, training_input_spec
 
     check_training_options(args.model, args.epochs, args.batch_size)
     threads, batches = positive_list(args.threads, "--threads"), positive_list(args.batch, "--batch")
@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--bench-seconds must be positive, got {args.bench_seconds}")
     check_writable(args.out, folder=True)
     started = time.perf_counter()
-    dataset = load_dataset(args.dataset)
+    dataset = load_training_dataset(args)
+    training_input_spec(args.model, dataset, recipe_option(args))
     out = ensure_directory(args.out)
 
     def step(number: int, text: str) -> None:
@@ -50,12 +51,15 @@ def run(args: argparse.Namespace) -> int:
 
     step(1, f"data: {args.dataset}")
     print(f"dataset {dataset.name}: {len(dataset.x_train)} train / {len(dataset.x_test)} test images, {dataset.num_classes} classes")
+    for note in dataset.notes:
+        print(f"note: {note}")
 
     from edgeship.export import export_bundle
     from edgeship.train import train_model
 
     step(2, f"train: {args.model}, {args.epochs} epochs, seed {args.seed}")
-    trained = train_model(args.model, dataset, epochs=args.epochs, seed=args.seed, out=out, batch_size=args.batch_size)
+    trained = train_model(args.model, dataset, epochs=args.epochs, seed=args.seed, out=out, batch_size=args.batch_size,
+                          recipe=recipe_option(args))
     print(f"trained {args.model}: test accuracy {trained.metrics['test_accuracy']:.4f} in {trained.metrics['training_seconds']:.1f} s")
 
     step(3, "export: " + ", ".join(formats))

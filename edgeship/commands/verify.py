@@ -18,14 +18,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a gate, e.g. int8:min_agreement=0.98 or fp32:max_abs_diff=1e-3 (repeatable)",
     )
     parser.add_argument("--json", help="also write the table as JSON to this file")
+    parser.add_argument("--skip-bad-images", action="store_true", help="skip unreadable pictures of an image folder instead of stopping")
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgeship.data import load_dataset
     from edgeship.errors import UsageError
     from edgeship.files import atomic_write_json, check_writable
     from edgeship.manifest import load_manifest
-    from edgeship.parity import format_table, raise_if_failed, verify_bundle
+    from edgeship.parity import dataset_for_bundle, format_table, raise_if_failed, verify_bundle
     from edgeship.runtime.gates import parse_gate_overrides
 
     if args.max_images is not None and args.max_images < 1:
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.json)
     manifest = load_manifest(args.bundle)
     gates = parse_gate_overrides(args.gate)
-    dataset = load_dataset(args.dataset or manifest.dataset.get("name") or "mnist-sample")
+    dataset = dataset_for_bundle(manifest, args.dataset, args.skip_bad_images)
     report = verify_bundle(args.bundle, dataset, max_images=args.max_images, gates=gates, model_path=args.model, backend=args.backend)
     print(format_table(report))
     if args.json:

@@ -8,6 +8,7 @@ replaces it as a whole and an interrupted export leaves the previous bundle (or 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import os
@@ -28,7 +29,7 @@ from edgeship.export.keras_model import LoadedClassifier, fitted_input_shape, is
 from edgeship.export.metadata import add_tflite_metadata
 from edgeship.export.registry import FORMATS, ExportFormat, parse_formats
 from edgeship.files import atomic_directory, atomic_write_bytes, atomic_write_json, check_writable, sha256_file
-from edgeship.manifest import MANIFEST_NAME, RAW_PIXEL_SCALE, Artifact, InputSpec, Manifest, TensorSpec
+from edgeship.manifest import MANIFEST_NAME, RAW_PIXEL_SCALE, Artifact, InputSpec, Manifest, Resize, TensorSpec
 from edgeship.modelcard import card_path, read_card
 from edgeship.runtime.compare import compare, judge
 from edgeship.runtime.gates import gate_for
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 DEFAULT_DATASET = "mnist-sample"
 GOLDEN_NAME = "golden.npz"
 GOLDEN_COUNT = 100
+DEFAULT_CALIBRATION_IMAGES = 300
 TOOL_DISTRIBUTIONS = {
     "tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-macos"),
     "keras": ("keras",),
@@ -100,7 +102,7 @@ def export_bundle(
     out_dir: str | os.PathLike,
     formats: str | list[str] | None = None,
     dataset: Any = None,
-    calibration_images: int = 300,
+    calibration_images: int | None = None,
     seed: int = 0,
     input_scale: float | None = None,
     labels: list[str] | None = None,
@@ -110,12 +112,21 @@ def export_bundle(
     safe_mode: bool = True,
     progress: ProgressCallback | None = None,
     say: Callable[[str], None] | None = None,
+    mean: float | list[float] | None = None,
+    std: float | list[float] | None = None,
+    color: str | None = None,
+    resize: Resize | None = None,
+    recipe: str | None = None,
+    skip_bad_images: bool = False,
 ) -> ExportResult:
     """Export `model_path` to every format in `formats` (default: all) into the bundle folder `out_dir`.
 
     `dataset`: a name or path for edgeship.data.load_dataset, a Dataset, or None for the model
-    card's dataset (else mnist-sample). Calibration uses `calibration_images` training images
-    drawn with `seed`; parity uses the whole test split.
+    card's dataset (else mnist-sample); an image folder is brought to the model's input size by the
+    resize rule recorded. Calibration uses `calibration_images` training images drawn with `seed`
+    (default: 300, or every training image when there are fewer);
+    parity uses the whole test split. The preprocessing (input_scale, mean, std, color, resize,
+    recipe: "mnist" or "none") comes from the model card; the options describe a model without one.
     """
     names = parse_formats(formats)
     _check_options(calibration_images, opset, int8_io, input_scale)
@@ -123,12 +134,15 @@ def export_bundle(
     _refuse_foreign_folder(out_dir)
     say = say or log.info
     card = read_card(model_path)
-    data = _load_dataset(dataset, card)
+    given = {"scale": input_scale, "mean": mean, "std": std, "color": color, "resize": resize, "recipe": recipe}
     classifier = load_classifier(model_path, safe_mode=safe_mode)
+    data = _load_dataset(dataset, card, classifier, resize or (card.input.resize if card else Resize()), skip_bad_images)
     input_shape = fitted_input_shape(classifier, data.image_shape, data.name)
-    input_spec = _input_spec(classifier, card, input_shape, input_scale, model_path)
+    input_spec = _input_spec(classifier, card, input_shape, given, data, model_path)
     class_names = _labels(classifier, card, data, labels, model_path)
     x_train, x_test, y_test, label_note = _classes_in_model(data, classifier.classes)
+    if calibration_images is None:
+        calibration_images = min(DEFAULT_CALIBRATION_IMAGES, len(x_train))
     if calibration_images > len(x_train):
         raise UsageError(
             f"--calibration-images {calibration_images} is more than the {len(x_train)} training images of "
@@ -174,6 +188,7 @@ def export_bundle(
                 "test_images": int(len(x_test)),
                 "keras_accuracy": reference.accuracy,
                 "calibration": calibration,
+                **({"split": dict(data.split)} if getattr(data, "split", None) else {}),
                 **({"classes_used": label_note} if label_note else {}),
             },
             golden=golden,
@@ -184,9 +199,9 @@ def export_bundle(
     return ExportResult(bundle=out_dir, manifest=manifest, rows=[_row(artifact) for artifact in artifacts])
 
 
-def _check_options(calibration_images: int, opset: int, int8_io: str, input_scale: float | None) -> None:
+def _check_options(calibration_images: int | None, opset: int, int8_io: str, input_scale: float | None) -> None:
     """Refuse option values that cannot work before any heavy work starts."""
-    if calibration_images < 1:
+    if calibration_images is not None and calibration_images < 1:
         raise UsageError(f"--calibration-images must be at least 1, got {calibration_images}")
     check_format_options(opset, int8_io)
     if input_scale is not None and (not np.isfinite(input_scale) or input_scale <= 0):
@@ -203,34 +218,100 @@ def _refuse_foreign_folder(out_dir: Path) -> None:
         )
 
 
-def _load_dataset(dataset: Any, card: Any) -> Any:
-    """A Dataset from a name/path, a Dataset as is, or the card's dataset (else the bundled sample)."""
+def _load_dataset(dataset: Any, card: Any, classifier: LoadedClassifier, resize: Resize, skip_bad_images: bool) -> Any:
+    """A Dataset from a name/path, a Dataset as is, or the card's dataset (else the bundled sample).
+
+    An image folder is loaded at the model's input size and colour, with the resize rule recorded,
+    and, when it is the folder the model was trained on, with the same recorded split.
+    """
     if dataset is None:
         dataset = (card.dataset if card is not None and card.dataset else None) or DEFAULT_DATASET
-    if isinstance(dataset, (str, os.PathLike)):
-        from edgeship.data import load_dataset
+    if not isinstance(dataset, (str, os.PathLike)):
+        return dataset
+    from edgeship.data import DEFAULT_IMAGE_SIZE, FolderOptions, is_image_folder, load_dataset
 
+    if not is_image_folder(dataset):
         return load_dataset(dataset)
-    return dataset
+    split = card.split if card is not None and card.dataset and Path(card.dataset).resolve() == Path(dataset).resolve() else {}
+    height, width = classifier.input_shape[:2] if len(classifier.input_shape) >= 2 else (None, None)
+    recorded = split.get("image_size") or [DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE]
+    size = (height or recorded[0], width or recorded[1])
+    color = "rgb" if classifier.channels == 3 else "grey"
+    options = FolderOptions.recorded(size, color, resize, split)
+    if skip_bad_images:
+        options = dataclasses.replace(options, skip_bad_images=True)
+    return load_dataset(dataset, options)
+
+
+OPTION_NAMES = {"scale": "--input-scale", "mean": "--mean", "std": "--std", "color": "--color", "resize": "--resize", "recipe": "--recipe"}
 
 
 def _input_spec(
-    classifier: LoadedClassifier, card: Any, input_shape: tuple[int, ...], input_scale: float | None, model_path: Path
+    classifier: LoadedClassifier, card: Any, input_shape: tuple[int, ...], given: dict[str, Any], data: Any, model_path: Path
 ) -> InputSpec:
-    """The scaling from raw pixels: the card's when there is one, else the option, else 1/255 (1.0 after Rescaling)."""
+    """The preprocessing contract: the card's when there is one (options may only repeat it), else the options'.
+
+    Without a card: scale 1 when the model starts with Rescaling/Normalization (it takes raw pixels),
+    else 1/255; mean 0, std 1; colour from the model's channels; the MNIST recipe when the dataset is
+    MNIST digits; each overridden by the options given.
+    """
+    recipe = given["recipe"]
+    given = {**given, "recipe": None if recipe == "none" else recipe}
     if card is not None:
-        if input_scale is not None and not np.isclose(input_scale, card.input.scale, rtol=1e-6):
-            raise UsageError(
-                f"--input-scale {input_scale:g} contradicts the scale {card.input.scale:g} recorded in "
-                f"{card_path(model_path).name}; drop the option or fix the card"
-            )
-        return InputSpec(
-            shape=list(input_shape), layout="NHWC", scale=card.input.scale,
-            mean=card.input.mean, std=card.input.std, value_range=list(card.input.value_range),
+        recorded = card.input
+        for name, value in given.items():
+            if value is None:
+                continue
+            if not _same(value, getattr(recorded, name)):
+                raise UsageError(
+                    f"{OPTION_NAMES[name]} {_shown(value)} contradicts the {name} {_shown(getattr(recorded, name))} recorded in "
+                    f"{card_path(model_path).name}; drop the option or fix the card"
+                )
+        spec = dataclasses.replace(recorded, shape=list(input_shape), layout="NHWC", value_range=list(recorded.value_range))
+    else:
+        inside = classifier.preprocessing_layers
+        scaling_given = any(given[name] is not None for name in ("scale", "mean", "std"))
+        if inside and not scaling_given:
+            note = (f"the model starts with {' and '.join(inside)}: it takes raw pixels and scales them itself, "
+                    "so the scaling here is 1")
+        elif scaling_given:
+            note = "scaling from the export options (the model has no card)"
+        else:
+            note = "no model card: the default scaling x/255"
+        scale = given["scale"] if given["scale"] is not None else (1.0 if inside else RAW_PIXEL_SCALE)
+        grey = len(input_shape) == 2 or input_shape[-1] == 1
+        if recipe is None:
+            recipe_chosen = getattr(data, "recipe", None) if grey else None
+        else:
+            recipe_chosen = given["recipe"]
+        spec = InputSpec(
+            shape=list(input_shape), layout="NHWC", scale=float(scale),
+            mean=given["mean"] if given["mean"] is not None else 0.0, std=given["std"] if given["std"] is not None else 1.0,
+            color=given["color"], resize=given["resize"] or Resize(), recipe=recipe_chosen, note=note,
         )
-    if input_scale is None:
-        input_scale = 1.0 if classifier.rescaling_first else RAW_PIXEL_SCALE
-    return InputSpec(shape=list(input_shape), layout="NHWC", scale=float(input_scale))
+    problems = spec.problems()
+    if problems:
+        raise UsageError(f"{problems[0]} (model input {list(input_shape)})")
+    return spec
+
+
+def _same(given: Any, recorded: Any) -> bool:
+    """Whether an option repeats a recorded value (numbers within rounding, a scalar matching a list of equal values)."""
+    if isinstance(given, (int, float, list)) and isinstance(recorded, (int, float, list)):
+        given_values, recorded_values = np.atleast_1d(np.asarray(given, float)), np.atleast_1d(np.asarray(recorded, float))
+        return bool(np.allclose(np.broadcast_to(given_values, np.broadcast_shapes(given_values.shape, recorded_values.shape)),
+                                recorded_values, rtol=1e-6, atol=0))
+    return given == recorded
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, Resize):
+        return f"{value.method},{value.fit}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return ",".join(f"{v:g}" for v in value)
+    return str(value)
 
 
 def _labels(classifier: LoadedClassifier, card: Any, data: Any, labels: list[str] | None, model_path: Path) -> list[str]:

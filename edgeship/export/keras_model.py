@@ -32,7 +32,13 @@ class LoadedClassifier:
     input_shape: tuple[int | None, ...]
     classes: int
     softmax_output: bool
-    rescaling_first: bool
+    preprocessing_layers: list[str]
+    """Rescaling/Normalization layers the model starts with: it then takes raw pixels and scales them itself."""
+
+    @property
+    def channels(self) -> int:
+        """1 for an (H, W) or (H, W, 1) input, else its last dimension."""
+        return int(self.input_shape[-1]) if len(self.input_shape) == 3 and self.input_shape[-1] is not None else 1
 
 
 def load_classifier(model_path: str | os.PathLike, safe_mode: bool = True) -> LoadedClassifier:
@@ -115,7 +121,7 @@ def inspect_classifier(model: Any, path: Path) -> LoadedClassifier:
         input_shape=tuple(inputs[0].shape[1:]),
         classes=int(output_shape[1]),
         softmax_output=_ends_in_softmax(model),
-        rescaling_first=_starts_with_rescaling(model),
+        preprocessing_layers=leading_preprocessing_layers(model),
     )
 
 
@@ -128,26 +134,40 @@ def _ends_in_softmax(model: Any) -> bool:
     return activation == "softmax"
 
 
-def _starts_with_rescaling(model: Any) -> bool:
-    """True when the first computing layer is Rescaling: the model then takes raw pixels."""
+PREPROCESSING_LAYERS = ("Rescaling", "Normalization")
+
+
+def leading_preprocessing_layers(model: Any) -> list[str]:
+    """The Rescaling/Normalization layers a model starts with (looking into a nested model that comes first), e.g. ["Rescaling"]."""
+    found: list[str] = []
     layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-    return bool(layers) and type(layers[0]).__name__ == "Rescaling"
+    for layer in layers:
+        kind = type(layer).__name__
+        if kind in PREPROCESSING_LAYERS:
+            found.append(kind)
+            continue
+        if hasattr(layer, "layers") and not found:
+            return leading_preprocessing_layers(layer)
+        break
+    return found
 
 
 def fitted_input_shape(classifier: LoadedClassifier, image_shape: tuple[int, ...], dataset_name: str) -> tuple[int, ...]:
     """The model's input shape with unknown sizes taken from the dataset; DatasetError when the images do not fit.
 
-    Fits: the model takes (H, W) or (H, W, 1) and the dataset's images are (H, W).
+    Fits: the model takes (H, W) or (H, W, 1) and the dataset's images are grey (H, W), or the model
+    takes (H, W, 3) and the dataset's images are RGB (H, W, 3).
     """
     model_shape = classifier.input_shape
-    for candidate in (tuple(image_shape), (*image_shape, 1)):
+    candidates = [tuple(image_shape)] + ([(*image_shape, 1)] if len(image_shape) == 2 else [])
+    for candidate in candidates:
         if len(candidate) == len(model_shape) and all(m is None or m == c for m, c in zip(model_shape, candidate)):
             return candidate
     shown = tuple("?" if d is None else d for d in model_shape)
+    kind = "RGB" if classifier.channels == 3 else "grey" if classifier.channels == 1 else f"{classifier.channels}-channel"
     raise DatasetError(
         f"dataset {dataset_name} has images of shape {tuple(image_shape)}, but {classifier.path.name} takes {shown}; "
-        f"use a dataset with {shown[0]}x{shown[1]} grey images or a model with input {tuple(image_shape)} "
-        f"or {(*image_shape, 1)}"
+        f"give --dataset with {shown[0]}x{shown[1]} {kind} images (an image folder is brought to the model's size)"
     )
 
 

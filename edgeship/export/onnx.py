@@ -49,6 +49,7 @@ def convert_to_onnx(model: Any, options: ExportOptions) -> tuple[Any, dict[str, 
 
     with native_output_to_log("tf2onnx"):
         proto, _ = tf2onnx.convert.from_function(serve, input_signature=signature, opset=options.opset)
+    freeze_captured_constants(proto, serve.get_concrete_function())
     refuse_unconverted_ops(proto)
     details: dict[str, Any] = {"converter": "tf2onnx.convert.from_function", "opset": options.opset}
     if options.simplify_onnx:
@@ -57,6 +58,26 @@ def convert_to_onnx(model: Any, options: ExportOptions) -> tuple[Any, dict[str, 
     add_metadata(proto, options)
     onnx.checker.check_model(proto, full_check=True)
     return proto, details
+
+
+def freeze_captured_constants(proto: Any, concrete: Any) -> None:
+    """Turn graph inputs that are tensors the traced function captured (not the image) into initializers.
+
+    tf2onnx freezes captured variables but leaves captured constant tensors as extra graph inputs,
+    e.g. the variance a Keras 3 Normalization layer holds after adapt(); the model would then take
+    two inputs. Their values are known at export, so they become constants as in the Keras model.
+    """
+    from onnx import numpy_helper
+
+    captured = {
+        placeholder.name: value.numpy()
+        for value, placeholder in zip(concrete.captured_inputs, concrete.graph.internal_captures)
+        if value.dtype.name != "resource"
+    }
+    for graph_input in list(proto.graph.input):
+        if graph_input.name in captured:
+            proto.graph.initializer.append(numpy_helper.from_array(captured[graph_input.name], graph_input.name))
+            proto.graph.input.remove(graph_input)
 
 
 def refuse_unconverted_ops(proto: Any) -> None:

@@ -133,7 +133,8 @@ def build_report(run: str | Path, merge: list[str | Path] | None = None, bundle:
 def _row_label(row: dict[str, Any]) -> str:
     accelerator = f" {row['accelerator']}" if row.get("accelerator") else ""
     threads = f"{row['threads']}t" if row.get("threads") else "default threads"
-    return f"{row['artifact']} · {row['backend']}{accelerator} · {threads}"
+    picture = f" from {row['input']}" if row.get("input") else ""
+    return f"{row['artifact']}{picture} · {row['backend']}{accelerator} · {threads}"
 
 
 def _sample_prediction(bundle: Path, manifest: Any) -> dict[str, Any] | None:
@@ -215,7 +216,7 @@ def render_markdown(payload: dict[str, Any], recommendation: str | None = None) 
                 ("machine", "artifact", "backend", "threads", "batch", "p50 (ms)", "p90 (ms)", "p99 (ms)", "CV", "images/s", "load (s)",
                  "peak RSS (MiB)", "notes"),
                 [
-                    (row["machine_label"], row["artifact"], row["backend"] + (f" {row['accelerator']}" if row.get("accelerator") else ""),
+                    (row["machine_label"], row["artifact"] + (f" from {row['input']}" if row.get("input") else ""), row["backend"] + (f" {row['accelerator']}" if row.get("accelerator") else ""),
                      row["threads"] or "default", row["batch"], cell(row["p50_ms"], ".3f"), cell(row["p90_ms"], ".3f"),
                      cell(row["p99_ms"], ".3f"), cell(row.get("cv"), ".2f"), cell(row["throughput_ips"], ",.0f"),
                      cell(row.get("load_seconds"), ".3f"), cell(row.get("peak_rss_mb"), ".0f"),

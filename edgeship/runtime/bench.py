@@ -83,6 +83,13 @@ class BenchRow:
     package: str | None = None
     version: str | None = None
     reason: str | None = None
+    input: str | None = None
+    """None: raw pixels given to predict; else the picture each call decodes and resizes first (the end-to-end row)."""
+
+    @property
+    def label(self) -> str:
+        """The artifact, and for an end-to-end row the picture it starts from."""
+        return self.artifact if self.input is None else f"{self.artifact} from {self.input}"
 
 
 def time_callable(
@@ -279,10 +286,13 @@ def bench_model(
     accelerator: str | None = None,
     accelerator_options: dict[str, str] | None = None,
     require_full_acceleration: bool = False,
+    picture: str | Path | None = None,
 ) -> list[BenchRow]:
     """Bench every runnable artifact of a bundle (or one bare file) for each thread count and batch size.
 
-    `accelerator` and its options name a litert-compiled accelerator (cpu, gpu, npu).
+    `accelerator` and its options name a litert-compiled accelerator (cpu, gpu, npu). With `picture`
+    (a JPEG or PNG), each artifact and thread count gains an end-to-end row at batch 1: the picture
+    decoded and brought to the model's size by the recorded rule, then classified.
     """
     accelerators = {"accelerator": accelerator, "accelerator_options": accelerator_options,
                     "require_full_acceleration": require_full_acceleration}
@@ -322,12 +332,29 @@ def bench_model(
                     "accelerator": info["accelerator"], "threads": thread_count, "load_seconds": round(load_seconds, 4),
                     "file_bytes": classifier.runner.path.stat().st_size, "package": info["package"], "version": info["version"],
                 }
-                for row in bench_callable(classifier.predict, images, batches, seconds, **fields):
+                measured = bench_callable(classifier.predict, images, batches, seconds, **fields)
+                if picture is not None:
+                    measured.append(_end_to_end_row(classifier, Path(picture), seconds, fields))
+                for row in measured:
                     rows.append(row)
                     if progress:
-                        progress(f"  {name} {row.backend} threads={thread_count} batch={row.batch}: "
+                        progress(f"  {row.label} {row.backend} threads={thread_count} batch={row.batch}: "
                                  f"p50 {row.p50_ms:.3f} ms, {row.throughput_ips:,.0f} images/s")
     return rows
+
+
+def _end_to_end_row(classifier: Classifier, picture: Path, seconds: float, fields: dict[str, Any]) -> BenchRow:
+    """One picture file to a class, as a camera app would run it: decode, resize by the bundle's rule, predict."""
+    from edgeship.runtime.images import PictureRule, load_picture
+    from edgeship.runtime.preprocess import image_geometry
+
+    height, width, _ = image_geometry(classifier.input_spec)
+    rule = PictureRule.from_spec(classifier.input_spec, height, width)
+    first = load_picture(picture, rule)
+    width_then, height_then = first.original_size
+    (row,) = bench_callable(lambda _: classifier.predict(load_picture(picture, rule).pixels), first.pixels[None], [1], seconds,
+                            **fields, input=f"{picture.name} ({width_then}×{height_then})")
+    return row
 
 
 def bench_options(model: ModelOptions, bench: BenchOptions, progress: Callable[[str], None] | None = None) -> list[BenchRow]:
@@ -343,7 +370,7 @@ def bench_options(model: ModelOptions, bench: BenchOptions, progress: Callable[[
             rows += bench_model(
                 model.model, artifacts=model.artifacts, backend=backend, threads=model.threads, batches=bench.batches,
                 delegate=delegate, providers=model.providers, delegate_options=model.delegate_options, seconds=bench.seconds,
-                verify=model.verify, progress=progress, **accelerators,
+                verify=model.verify, progress=progress, picture=bench.picture, **accelerators,
             )
     return apply_budget(rows, bench.budget_ms)
 
@@ -387,12 +414,12 @@ def format_bench_table(rows: list[BenchRow]) -> str:
     table = []
     for row in rows:
         if row.status not in HAS_RESULT:
-            table.append((row.artifact, row.backend, row.accelerator, None, None, None, None, None, None, None, None, None, None, None,
+            table.append((row.label, row.backend, row.accelerator, None, None, None, None, None, None, None, None, None, None, None,
                           label(row.status, row.reason)))
             continue
         notes = "; ".join(([row.reason] if row.reason else []) + list(row.flags)) or None
         table.append((
-            row.artifact, row.backend, row.accelerator, row.threads or "default", row.batch, cell(row.p50_ms, ".3f"),
+            row.label, row.backend, row.accelerator, row.threads or "default", row.batch, cell(row.p50_ms, ".3f"),
             cell(row.p90_ms, ".3f"), cell(row.p99_ms, ".3f"), cell(row.cv, ".2f"), cell(row.first_ms, ".3f"),
             cell(row.throughput_ips, ",.0f"), cell(row.load_seconds, ".3f"), cell(row.peak_rss_mb, ".0f"), cell(row.file_bytes, ","),
             label(row.status, notes),

@@ -86,24 +86,30 @@ class Classifier:
         verify: bool = True,
         delegate_options: dict[str, Any] | None = None,
         scale: float | None = None,
-        mean: float | None = None,
-        std: float | None = None,
+        mean: float | list[float] | None = None,
+        std: float | list[float] | None = None,
         layout: str | None = None,
         logits: bool | None = None,
         accelerator: str | None = None,
         accelerator_options: dict[str, str] | None = None,
         require_full_acceleration: bool = False,
+        color: str | None = None,
+        resize: Any = None,
+        recipe: str | None = None,
     ) -> "Classifier":
         """Open a bundle folder (checking sha256 unless verify=False) or a bare .tflite/.onnx file.
 
         `accelerator` (cpu, gpu, npu) with its options names an accelerator of the litert-compiled
-        backend; `require_full_acceleration` refuses a model it does not take whole.
+        backend; `require_full_acceleration` refuses a model it does not take whole. For a bare file,
+        scale/mean/std (a number, or a list per channel), layout, logits, color and the picture rules
+        (resize: a manifest.Resize; recipe) describe its preprocessing.
         """
         path = Path(bundle_or_file)
         accelerators = {"threads": threads, "delegate": delegate, "delegate_options": delegate_options, "providers": providers,
                         "accelerator": accelerator, "accelerator_options": accelerator_options,
                         "require_full_acceleration": require_full_acceleration}
-        bare_options = {"scale": scale, "mean": mean, "std": std, "layout": layout, "logits": logits}
+        bare_options = {"scale": scale, "mean": mean, "std": std, "layout": layout, "logits": logits, "color": color,
+                        "resize": resize, "recipe": recipe}
         if path.is_dir():
             given = [f"{name}" for name, value in bare_options.items() if value is not None]
             if given:
@@ -148,6 +154,8 @@ class Classifier:
         runner.activate()
         try:
             classes = class_count(runner.output.shape, path)
+            # Options that cannot fit this model (std 0, a list per channel of the wrong length) are refused first.
+            bare_input_spec(known_dims(runner.input.shape, path), options)
             # The file's own metadata (labels, normalization) fills in what the options leave out.
             merged, labels = bare_preprocessing(runner, options, classes, log.warning)
             spec = bare_input_spec(known_dims(runner.input.shape, path), merged)

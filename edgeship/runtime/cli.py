@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from edgeship.errors import UsageError
-from edgeship.runtime.options import number
+from edgeship.runtime.options import channel_values, number, resize_rule_or_none
 
 PROG = "python -m edgeship.runtime"
 
@@ -49,19 +49,24 @@ def add_accelerator_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_bare_arguments(parser: argparse.ArgumentParser) -> None:
-    """Preprocessing for a bare .tflite/.onnx file with no manifest: x = (raw * scale - mean) / std."""
+    """Preprocessing for a bare .tflite/.onnx file with no manifest: x = (raw * scale - mean) / std, per channel."""
     group = parser.add_argument_group("bare model files (no manifest)")
     group.add_argument("--scale", type=number, help="multiply raw pixels by this (default: 1/255)")
-    group.add_argument("--mean", type=number, help="then subtract this (default: 0)")
-    group.add_argument("--std", type=number, help="then divide by this (default: 1)")
+    group.add_argument("--mean", type=channel_values, help="then subtract this: one number or one per channel, e.g. 0.485,0.456,0.406 (default: 0)")
+    group.add_argument("--std", type=channel_values, help="then divide by this: one number or one per channel (default: 1)")
     group.add_argument("--layout", choices=("NHWC", "NCHW"), help="the model's input layout (default: read from its shape)")
     group.add_argument("--logits", action="store_true", default=None, help="the model outputs logits: apply softmax")
+    group.add_argument("--color", choices=("grey", "rgb"), help="the picture colour the model takes (default: from its channels)")
+    group.add_argument("--recipe", choices=("mnist",), help="mnist: bring digit photos to 28x28 by the MNIST recipe")
 
 
 def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="PNG/JPEG files (needs Pillow) or .npy/.npz arrays of raw pixels")
     parser.add_argument("--top-k", type=int, default=3, help="how many classes to show per image (default: 3)")
+    parser.add_argument("--resize", type=resize_rule_or_none, default=False, metavar="none|METHOD,FIT",
+                        help="none: refuse pictures of another size instead of resizing them as the bundle records; "
+                        "for a bare file, the rule: bilinear|area|nearest, crop|pad|stretch (default: bilinear,crop)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of lines")
     add_bare_arguments(parser)
 
@@ -74,12 +79,14 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--machine-label", metavar="NAME", help="name this machine in the JSON and the report (default: its CPU)")
     parser.add_argument("--emulated", action="store_true", help="mark the timings as measured under emulation (the report says so)")
     parser.add_argument("--budget-ms", type=float, metavar="MS", help="fail (exit 1) when a row's p99 latency exceeds this many milliseconds")
+    parser.add_argument("--picture", metavar="FILE.jpg",
+                        help="also time each artifact end to end from this picture: decode, resize as the bundle records, predict (batch 1)")
 
 
 def run_predict(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
     """Predict each image; print lines or JSON; return the images, the results and the model's info and labels (for --plot)."""
     from edgeship.runtime.classifier import Classifier
-    from edgeship.runtime.images import read_images
+    from edgeship.runtime.images import PictureRule, read_images
     from edgeship.runtime.options import ModelOptions
     from edgeship.runtime.postprocess import rank
     from edgeship.runtime.preprocess import image_geometry
@@ -87,10 +94,19 @@ def run_predict(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], di
     options = ModelOptions.from_args(args)
     if args.top_k < 1:
         raise UsageError(f"--top-k must be at least 1, got {args.top_k}")
-    with Classifier.load(options.model, artifact=options.artifact,
-                         **options.load_arguments(options.delegates[0], options.threads[0])) as classifier:
-        height, width, channels = image_geometry(classifier.input_spec)
-        images, names = read_images(args.images, height, width, channels)
+    load_arguments = options.load_arguments(options.delegates[0], options.threads[0])
+    bundle = options.model.is_dir()
+    if args.resize not in (False, None):
+        if bundle:
+            raise UsageError("--resize takes only 'none' for a bundle: its manifest records how pictures are resized")
+        load_arguments["resize"] = args.resize
+    with Classifier.load(options.model, artifact=options.artifact, **load_arguments) as classifier:
+        height, width, _ = image_geometry(classifier.input_spec)
+        source = "as the bundle records" if bundle else ("as --resize asks" if args.resize else "edgeship's default for a bare file")
+        rule = PictureRule.from_spec(classifier.input_spec, height, width, resize_none=args.resize is None, source=source)
+        images, names, notes = read_images(args.images, rule)
+        for note in notes:
+            print(note, file=sys.stderr)
         probabilities = classifier.predict_proba(images)
         labels = classifier.labels
         info = classifier.info()

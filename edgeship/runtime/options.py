@@ -18,14 +18,39 @@ from edgeship.errors import UsageError
 
 
 def number(text: str) -> float:
-    """A finite number or a fraction such as 1/255 (an argparse type)."""
+    """A finite number or a fraction such as 1/255 or 1/127.5 (an argparse type)."""
+    numerator, slash, denominator = text.strip().partition("/")
     try:
-        value = float(Fraction(text.strip()))
+        value = float(Fraction(numerator)) / (float(Fraction(denominator)) if slash else 1.0)
     except (ValueError, ZeroDivisionError) as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number or a fraction like 1/255") from exc
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     return value
+
+
+def channel_values(text: str) -> float | list[float]:
+    """'0.5' -> 0.5; '0.485,0.456,0.406' -> a list, one value per channel (an argparse type)."""
+    try:
+        values = [number(part) for part in text.split(",")]
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or comma-separated numbers like 0.485,0.456,0.406") from exc
+    return values[0] if len(values) == 1 else values
+
+
+def resize_rule(text: str) -> Any:
+    """'bilinear,crop', 'area', 'pad' -> manifest.Resize (an argparse type)."""
+    from edgeship.manifest import Resize
+
+    try:
+        return Resize.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def resize_rule_or_none(text: str) -> Any:
+    """As resize_rule, and 'none' -> None: pictures of another size are refused."""
+    return None if text.strip().lower() == "none" else resize_rule(text)
 
 
 def positive_number(text: str) -> float:
@@ -111,7 +136,7 @@ class ModelOptions:
             if args.threads is not None and args.threads < 1:
                 raise UsageError(f"--threads must be at least 1, got {args.threads}")
             threads = [args.threads]
-        preprocessing = {name: getattr(args, name) for name in ("scale", "mean", "std", "layout", "logits")
+        preprocessing = {name: getattr(args, name) for name in ("scale", "mean", "std", "layout", "logits", "color", "recipe")
                          if getattr(args, name, None) is not None}
         return cls(
             model=Path(args.model), artifacts=artifacts, backend=args.backend, delegates=delegates,
@@ -147,6 +172,7 @@ class BenchOptions:
     machine_label: str | None = None
     emulated: bool = False
     budget_ms: float | None = None
+    picture: Path | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "BenchOptions":
@@ -154,7 +180,11 @@ class BenchOptions:
             raise UsageError(f"--seconds must be positive, got {args.seconds}")
         if args.budget_ms is not None and args.budget_ms <= 0:
             raise UsageError(f"--budget-ms must be positive milliseconds, got {args.budget_ms}")
-        return cls(positive_list(args.batch, "--batch"), args.seconds, args.json, args.machine_label, args.emulated, args.budget_ms)
+        picture = getattr(args, "picture", None)
+        if picture is not None and not Path(picture).is_file():
+            raise UsageError(f"--picture {picture} is not a file; give a JPEG or PNG to time the end-to-end row on")
+        return cls(positive_list(args.batch, "--batch"), args.seconds, args.json, args.machine_label, args.emulated, args.budget_ms,
+                   Path(picture) if picture is not None else None)
 
     def machine(self) -> dict[str, Any]:
         """This machine's facts, with the label and emulation flag given on the command line."""

@@ -212,10 +212,18 @@ def bare_input_spec(model_dims: tuple[int, ...], options: dict[str, Any]) -> Inp
         if channels not in (1, 3, 4):
             raise UsageError(f"layout {layout} does not fit the model input {list(model_dims)}: it would have {channels} channels")
     spec = InputSpec(shape=list(model_dims), layout=layout)
-    for name in ("scale", "mean", "std"):
+    for name in ("scale", "mean", "std", "color", "resize", "recipe"):
         value = options.get(name)
-        if value is not None:
+        if value is None:
+            continue
+        if name in ("mean", "std") and isinstance(value, (list, tuple)):
+            value = [float(v) if isinstance(v, (int, float)) else v for v in value]
+        elif name in ("scale", "mean", "std"):
             if not isinstance(value, (int, float)) or not math.isfinite(value) or (name != "mean" and value == 0):
                 raise UsageError(f"{name} must be a finite number{'' if name == 'mean' else ' other than 0'}, got {value!r}")
-            setattr(spec, name, float(value))
+            value = float(value)
+        setattr(spec, name, value)
+    problems = spec.problems()
+    if problems:
+        raise UsageError(f"{problems[0]} (model input {list(model_dims)}, {layout})")
     return spec

@@ -14,7 +14,7 @@ import numpy as np
 from edgeship.runtime.compare import confusion_matrix
 from edgeship.errors import UsageError
 from edgeship.files import atomic_path, atomic_write_json, ensure_directory
-from edgeship.manifest import RAW_PIXEL_SCALE, InputSpec
+from edgeship.manifest import InputSpec
 from edgeship.modelcard import ModelCard, write_card
 from edgeship.native import import_keras_quietly, native_output_to_log
 
@@ -75,6 +75,27 @@ def check_training_options(architecture: str, epochs: int, batch_size: int) -> N
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
 
 
+AUTO = "auto"
+
+
+def training_input_spec(architecture: str, dataset: Any, recipe: str | None = AUTO) -> InputSpec:
+    """The preprocessing contract a model trained on `dataset` records; UsageError when the architecture cannot take its images."""
+    from edgeship.train.zoo import PREPROCESSING, check_mobilenetv2_input
+
+    input_shape = tuple(dataset.x_train.shape[1:])
+    if architecture == "mobilenetv2":
+        check_mobilenetv2_input(input_shape)
+    chosen = dataset.recipe if recipe == AUTO else recipe
+    color = "rgb" if len(input_shape) == 3 and input_shape[2] == 3 else "grey"
+    if chosen is not None and color != "grey":
+        raise UsageError(f"the {chosen} recipe is for grey digit photos; {dataset.name} holds RGB images: leave out --recipe")
+    preprocessing = PREPROCESSING[architecture]
+    return InputSpec(
+        shape=list(input_shape), layout="NHWC", scale=preprocessing.scale, mean=preprocessing.mean,
+        std=preprocessing.std, color=color, resize=dataset.resize, recipe=chosen,
+    )
+
+
 def train_model(
     architecture: str,
     dataset: Any,
@@ -83,11 +104,18 @@ def train_model(
     out: str | Path = "artifacts/run",
     batch_size: int = 32,
     progress: bool = True,
+    recipe: str | None = AUTO,
 ) -> TrainResult:
-    """Train `architecture` on `dataset` (an edgeship.data.Dataset) with a fixed seed and write the run folder."""
+    """Train `architecture` on `dataset` (an edgeship.data.Dataset) with a fixed seed and write the run folder.
+
+    The card records the preprocessing contract: the architecture's scaling, the dataset's colour and
+    resize rule, and for digit datasets the MNIST recipe for photos (`recipe`: "auto" takes the
+    dataset's, None records none).
+    """
     from edgeship.train.zoo import build_model
 
     check_training_options(architecture, epochs, batch_size)
+    spec = training_input_spec(architecture, dataset, recipe)
     out = ensure_directory(out)
     keras = import_keras_quietly()
     import tensorflow as tf
@@ -97,7 +125,6 @@ def train_model(
 
     classes = len(dataset.class_names)
     input_shape = tuple(dataset.x_train.shape[1:])
-    spec = InputSpec(shape=list(input_shape), layout="NHWC", scale=RAW_PIXEL_SCALE)
     model = build_model(architecture, input_shape, classes)
     x_train, x_test = spec.to_model_input(dataset.x_train, input_shape), spec.to_model_input(dataset.x_test, input_shape)
 
@@ -146,6 +173,7 @@ def train_model(
         dataset=dataset.name,
         architecture=architecture,
         seed=seed,
+        split=dict(dataset.split),
     )
     write_card(model_path, card)
     atomic_write_json(out / "history.json", history)

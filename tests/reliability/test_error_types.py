@@ -49,12 +49,12 @@ def raise_usage_error(bundle: Path, tmp_path: Path) -> None:
 
 
 def raise_missing_dependency_error(bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from edgeship.runtime.images import read_images
+    from edgeship.runtime.images import PictureRule, read_images
 
     (tmp_path / "digit.png").write_bytes(b"\x89PNG")
     monkeypatch.setitem(sys.modules, "PIL", None)  # Pillow absent, as on a slim device install
     with pytest.raises(MissingDependencyError, match=r"needs Pillow: pip install 'edgeship\[images\]'"):
-        read_images([tmp_path / "digit.png"], 28, 28)
+        read_images([tmp_path / "digit.png"], PictureRule(28, 28))
 
 
 def raise_dataset_error(bundle: Path, tmp_path: Path) -> None:

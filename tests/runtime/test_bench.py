@@ -41,7 +41,7 @@ def test_bench_model_rows_and_json(bundle_path, tmp_path):
         (a, t, b) for a in ("tflite-int8", "onnx") for t in (1, 2) for b in (1, 8)
     }
     for row in measured:
-        assert all(getattr(row, f.name) is not None for f in fields(BenchRow) if f.name not in ("reason", "cpu_mhz", "cpu_max_mhz"))
+        assert all(getattr(row, f.name) is not None for f in fields(BenchRow) if f.name not in ("reason", "cpu_mhz", "cpu_max_mhz", "input"))
         assert row.file_bytes == (bundle_path / ("model_int8.tflite" if row.artifact == "tflite-int8" else "model.onnx")).stat().st_size
         assert row.throughput_ips > 0 and row.peak_rss_mb > 10
     skipped = [row for row in rows if row.status == "skipped"]
