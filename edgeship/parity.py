@@ -147,7 +147,7 @@ def verify_bundle(
         images, labels = images[:max_images], labels[:max_images]
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     say(f"  keras reference on {len(images)} test images")
-    reference = KerasReference(source_model_path(bundle, manifest, model_path), manifest).predict_proba(images)
+    reference = KerasReference.load(source_model_path(bundle, manifest, model_path), manifest).predict_proba(images)
     rows = []
     for artifact in manifest.artifacts:
         if artifact.status not in (PASS, FAIL):

@@ -24,17 +24,17 @@ from edgeship import __version__
 from edgeship.errors import DatasetError, ExportError, ModelError, OutputError, UsageError
 from edgeship.export.base import ExportOptions, FormatSkipped, ProgressCallback, check_format_options
 from edgeship.native import native_output_to_log
-from edgeship.export.keras_model import LoadedClassifier, fitted_input_shape, is_probability_rows, load_classifier
+from edgeship.export.keras_model import LoadedClassifier, fitted_input_shape, load_classifier
 from edgeship.export.metadata import add_tflite_metadata
 from edgeship.export.registry import FORMATS, ExportFormat, parse_formats
 from edgeship.files import atomic_directory, atomic_write_bytes, atomic_write_json, check_writable, sha256_file
 from edgeship.manifest import MANIFEST_NAME, RAW_PIXEL_SCALE, Artifact, InputSpec, Manifest, TensorSpec
 from edgeship.modelcard import card_path, read_card
+from edgeship.reference import KerasReference
 from edgeship.runtime.compare import compare, judge
 from edgeship.runtime.gates import gate_for
 from edgeship.runtime.status import ERROR, FAIL, PASS, SKIPPED, UNCHECKED
 from edgeship.runtime import Classifier
-from edgeship.runtime.postprocess import softmax
 from edgeship.runtime.metadata import check_against_manifest
 from edgeship.runtime.backends.base import TensorInfo
 
@@ -52,7 +52,6 @@ TOOL_DISTRIBUTIONS = {
     "onnxslim": ("onnxslim",),
     "ai-edge-litert": ("ai-edge-litert",),
 }
-KERAS_BATCH = 256
 TFLITE_FAMILIES = ("tflite", "edgetpu")
 MEDIAPIPE_INPUT_TYPES = ("uint8", "float32")
 """What MediaPipe Tasks' ImageClassifier takes: "Requested one of these types: uint8/float32" (mediapipe 0.10.21)."""
@@ -261,12 +260,10 @@ def _keras_reference(
     classifier: LoadedClassifier, images: np.ndarray, labels: np.ndarray, spec: InputSpec, input_shape: tuple[int, ...]
 ) -> tuple[_Reference, str]:
     """The Keras model's probabilities on the test split, and whether it outputs probabilities or logits."""
-    outputs = np.asarray(
-        classifier.model.predict(spec.to_model_input(images, input_shape), batch_size=KERAS_BATCH, verbose=0),
-        dtype=np.float32,
-    )
-    output_kind = "probabilities" if classifier.softmax_output or is_probability_rows(outputs) else "logits"
-    probabilities = outputs if output_kind == "probabilities" else softmax(outputs)
+    keras_model = KerasReference(classifier.model, spec, input_shape, path=classifier.path)
+    outputs = keras_model.outputs(images)
+    output_kind = keras_model.detect_output_kind(outputs, classifier.softmax_output)
+    probabilities = keras_model.probabilities(outputs)
     accuracy = float((probabilities.argmax(axis=1) == labels).mean())
     return _Reference(images, labels, probabilities, accuracy), output_kind
 
