@@ -49,6 +49,8 @@ class ExportOptions:
     model_name: str = "classifier"
     model_version: str = ""
     progress: ProgressCallback | None = None
+    made: dict[str, Path] = field(default_factory=dict)
+    """Files this export has already written, by format name: onnx-int8 quantizes the bundle's own model.onnx."""
 
     def calibration_inputs(self) -> np.ndarray:
         """The calibration images as the model takes them: float32, scaled, in the model's input shape."""

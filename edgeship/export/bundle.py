@@ -26,7 +26,7 @@ from edgeship.export.base import ExportOptions, FormatSkipped, ProgressCallback,
 from edgeship.native import native_output_to_log
 from edgeship.export.keras_model import LoadedClassifier, fitted_input_shape, load_classifier
 from edgeship.export.metadata import add_tflite_metadata
-from edgeship.export.registry import FORMATS, ExportFormat, parse_formats
+from edgeship.export.registry import FORMATS, ExportFormat, in_making_order, parse_formats
 from edgeship.files import atomic_directory, atomic_write_bytes, atomic_write_json, check_writable, sha256_file
 from edgeship.manifest import MANIFEST_NAME, RAW_PIXEL_SCALE, Artifact, InputSpec, Manifest, TensorSpec
 from edgeship.modelcard import card_path, read_card
@@ -155,10 +155,13 @@ def export_bundle(
     )
 
     with atomic_directory(out_dir) as staging:
-        artifacts = []
-        for name in names:
+        made: dict[str, Artifact] = {}
+        for name in in_making_order(names):
             say(f"exporting {name}")
-            artifacts.append(_export_one(FORMATS[name], classifier.model, staging, options, reference, class_names))
+            made[name] = _export_one(FORMATS[name], classifier.model, staging, options, reference, class_names)
+            if made[name].file:
+                options.made[name] = staging / made[name].file
+        artifacts = [made[name] for name in names]
         golden = _write_golden(staging, reference)
         manifest = Manifest(
             labels=class_names,

@@ -26,6 +26,8 @@ class ExportFormat:
     filename: str
     exporter: str | Exporter
     parity_measurable: bool = True
+    source: str | None = None
+    """The format whose file this one is made from when both are exported (exported first)."""
 
     def export(self, *args: Any) -> Any:
         """Run this format's exporter, importing its module on first use."""
@@ -45,7 +47,7 @@ FORMATS: dict[str, ExportFormat] = {
         ExportFormat("tflite-int8", "tflite", "int8", "model_int8.tflite", "edgeship.export.tflite:export_tflite_int8"),
         ExportFormat("tflite-int8-uint8io", "tflite", "int8", "model_int8_uint8io.tflite", "edgeship.export.tflite:export_tflite_int8_uint8io"),
         ExportFormat("onnx", "onnx", "fp32", "model.onnx", "edgeship.export.onnx:export_onnx"),
-        ExportFormat("onnx-int8", "onnx", "int8", "model_int8.onnx", "edgeship.export.onnx_int8:export_onnx_int8"),
+        ExportFormat("onnx-int8", "onnx", "int8", "model_int8.onnx", "edgeship.export.onnx_int8:export_onnx_int8", source="onnx"),
         ExportFormat("onnx-ort", "ort", "fp32", "model.ort", "edgeship.export.ort:export_ort"),
         ExportFormat("onnx-ort-int8", "ort", "int8", "model_int8.ort", "edgeship.export.ort:export_ort_int8"),
         ExportFormat("edgetpu", "edgetpu", "int8", "model_int8_edgetpu.tflite", "edgeship.export.edgetpu:export_edgetpu", parity_measurable=False),
@@ -65,3 +67,15 @@ def parse_formats(formats: str | Iterable[str] | None) -> list[str]:
     if unknown:
         raise UsageError(f"unknown format {', '.join(repr(n) for n in unknown)}; valid formats: {', '.join(FORMATS)}")
     return list(dict.fromkeys(names))
+
+
+def in_making_order(names: list[str]) -> list[str]:
+    """The formats in the order given, except that a format made from another's file comes after that one."""
+    ordered: list[str] = []
+    for name in names:
+        source = FORMATS[name].source
+        if source in names and source not in ordered:
+            ordered.append(source)
+        if name not in ordered:
+            ordered.append(name)
+    return ordered
