@@ -15,12 +15,42 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.errors import MissingDependencyError
 from edgeship.runtime.preprocess import quantize_input, to_model_input
-
 from edgeship.manifest import InputSpec
 
 IDEAL_RMSE_OVER_SCALE = 1 / math.sqrt(12)
 DIVERGENCE_BOUND = 2 * IDEAL_RMSE_OVER_SCALE
+OP_DETAIL_KEYS = ("index", "op_name", "inputs", "outputs")
+"""What each op record of `Interpreter._get_ops_details()` must hold (checked on every call)."""
+
+
+def interpreter_ops(interpreter: Any) -> list[dict[str, Any]]:
+    """A TFLite interpreter's ops in execution order: index, op name, input and output tensor indices.
+
+    No public API lists them: `get_tensor_details` has no ops and `tf.lite.experimental.Analyzer`
+    only prints text. The interpreter's own `_get_ops_details()` does, and TensorFlow's
+    QuantizationDebugger relies on it as well (its TODO b/177749613). It is pinned here, in one
+    place: every record is checked, so a release that renames or reshapes it fails with this error
+    instead of a KeyError deep in a trace, and tests/test_quantdebug.py runs it on every installed
+    interpreter.
+    """
+    listing = getattr(interpreter, "_get_ops_details", None)
+    where = type(interpreter).__module__
+    if listing is None:
+        raise MissingDependencyError(
+            f"{where}.Interpreter no longer has _get_ops_details(), which tracing int8 files layer by layer needs; "
+            "install ai-edge-litert 2.x or tensorflow 2.21, the versions edgeship is tested with"
+        )
+    ops = listing()
+    for op in ops:
+        missing = [key for key in OP_DETAIL_KEYS if key not in op]
+        if missing:
+            raise MissingDependencyError(
+                f"{where}.Interpreter._get_ops_details() records lack {', '.join(missing)}; "
+                "install ai-edge-litert 2.x or tensorflow 2.21, the versions edgeship is tested with"
+            )
+    return ops
 
 
 def _interpreter(path: Path) -> Any:
@@ -51,7 +81,7 @@ def layer_errors(fp32_path: Path, int8_path: Path, images: np.ndarray, spec: Inp
         quantized_model.set_tensor(quantized_input["index"], quantized.reshape(quantized_input["shape"]))
         float_model.invoke()
         quantized_model.invoke()
-        for op in quantized_model._get_ops_details():
+        for op in interpreter_ops(quantized_model):
             if op["op_name"] == "DELEGATE":
                 continue
             for index in op["outputs"]:
