@@ -49,6 +49,9 @@ class ExportOptions:
     model_name: str = "classifier"
     model_version: str = ""
     progress: ProgressCallback | None = None
+    onnx_calibration: str = "MinMax"
+    float_layers: tuple[str, ...] = ()
+    """Layers to keep in float in an int8 file (the format's own names: TFLite output tensors, ONNX node names)."""
     made: dict[str, Path] = field(default_factory=dict)
     """Files this export has already written, by format name: onnx-int8 quantizes the bundle's own model.onnx."""
 
