@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgeship.compare import Comparison
+from edgeship.runtime.compare import Comparison
 from edgeship.errors import UsageError
 from edgeship.export.base import ExportOptions, ExportRecord
 from edgeship.runtime.gates import DEFAULT_GATES, Gate
@@ -36,6 +36,8 @@ DEFAULT_MAX_FLOAT_LAYERS = 8
 EQUALIZED_FLOAT_TOLERANCE = 1e-4
 """Largest |Δp| allowed between the equalized and the original float model (the fp32 parity gate)."""
 RESCUABLE_PRECISIONS = ("int8", "dynamic-int8", "int16x8")
+RESCUABLE_FAMILIES = ("tflite", "onnx")
+"""Files the rescue can remake one step at a time (an ORT file's required-operators config is named after its file)."""
 FALLBACK_RANKING = {
     "tflite": "LiteRT QuantizationDebugger per-layer statistics; kept in float by its denylisted_nodes",
     "onnx": "ONNX Runtime qdq_loss_debug activations before/after QDQ; kept in float by quantize_static nodes_to_exclude",
@@ -51,6 +53,7 @@ class RescuePolicy:
     """Whether to rescue, the accuracy budget quantized files are held to, and how many layers may stay in float."""
 
     enabled: bool = True
+    equalize: bool = True
     accuracy_budget_pp: float = DEFAULT_GATES["int8"].max_accuracy_drop_pp or 0.5
     min_agreement: float = DEFAULT_GATES["int8"].min_agreement
     max_float_layers: int = DEFAULT_MAX_FLOAT_LAYERS
@@ -121,14 +124,16 @@ class Rescuer:
         self,
         policy: RescuePolicy,
         model: Any,
+        make: Callable[[Any, Any, Path, ExportOptions], ExportRecord],
         measure: Measure,
-        latency: Callable[[Path, ExportOptions], float | None],
+        latency: Callable[[Path], float | None],
         float_probabilities: Callable[[Any], np.ndarray],
         reference_probabilities: np.ndarray,
         say: Callable[[str], None],
     ) -> None:
         self.policy = policy
         self.model = model
+        self.make = make
         self.measure = measure
         self.latency = latency
         self.float_probabilities = float_probabilities
@@ -137,7 +142,10 @@ class Rescuer:
         self._equalization: tuple[Any, dict[str, Any]] | None = None
 
     def applies_to(self, export_format: Any) -> bool:
-        return self.policy.enabled and export_format.precision in RESCUABLE_PRECISIONS and export_format.runnable_here
+        return (
+            self.policy.enabled and export_format.precision in RESCUABLE_PRECISIONS
+            and export_format.family in RESCUABLE_FAMILIES and export_format.parity_measurable
+        )
 
     def equalization(self) -> tuple[Any, dict[str, Any]]:
         """The equalized copy (None when there is nothing to equalize or it changed the float function) and its record."""
@@ -164,10 +172,11 @@ class Rescuer:
     def rescue(self, export_format: Any, path: Path, options: ExportOptions, plain: Attempt) -> tuple[Attempt, dict[str, Any]]:
         """Try equalization and float fallback for a file outside its budget; move the chosen file to `path`."""
         gate = self.policy.gate(export_format.precision)
-        plain.latency_ms = self.latency(plain.path, options)
+        plain.latency_ms = self.latency(plain.path)
         attempts = [plain]
         model, model_options, equalized = self.model, options, False
-        equalized_model, equalization = self.equalization()
+        equalized_model, shared = self.equalization() if self.policy.equalize else (None, {"used": False, "reason": "turned off"})
+        equalization = dict(shared)
         if equalized_model is not None:
             self.say(f"{export_format.name} misses its budget ({'; '.join(plain.failures)}): trying cross-layer equalization")
             equalized_options = replace(options, made={})
@@ -180,11 +189,12 @@ class Rescuer:
         if not any(attempt.passed for attempt in attempts) and export_format.ranker is not None:
             self._fall_back(export_format, model, model_options, gate, path, equalized, attempts, fallback)
         chosen = next((attempt for attempt in attempts if attempt.passed), None) or max(attempts, key=_goodness)
-        os.replace(chosen.path, path)
-        chosen.path = path
         for attempt in attempts:
-            if attempt is not chosen:
+            if attempt is not chosen and attempt.path != path:
                 attempt.path.unlink(missing_ok=True)
+        if chosen.path != path:
+            os.replace(chosen.path, path)
+            chosen.path = path
         record = {
             "rule": RULE,
             "budget": self.policy.record(),
@@ -206,7 +216,7 @@ class Rescuer:
         fallback["ranking"] = FALLBACK_RANKING.get(export_format.family, export_format.family)
         fallback["metric"] = "signal_lost: mean over channels of min(1, RMS quantization error / RMS value)"
         while True:
-            candidates = export_format.ranker(model, options, float_layers)
+            candidates = export_format.rank(model, options, float_layers)
             fitting = [c for c in candidates if len(set(float_layers) | set(c.layers)) <= self.policy.max_float_layers]
             if not candidates:
                 fallback["stopped"] = "no quantized tensor left to keep in float"
@@ -232,16 +242,16 @@ class Rescuer:
         self, export_format: Any, step: str, model: Any, options: ExportOptions, gate: Gate, path: Path,
         equalized: bool, extra: dict[str, Any] | None = None,
     ) -> Attempt:
-        from edgeship.compare import judge
+        from edgeship.runtime.compare import judge
 
         candidate = path.with_name(f".{path.stem}.{step.replace(' ', '-')}{path.suffix}")
-        record = export_format.exporter(model, candidate, replace(options, progress=None))
+        record = self.make(export_format, model, candidate, replace(options, progress=None))
         comparison, measured = self.measure(candidate, options)
         attempt = Attempt(
             step, candidate, record, comparison, judge(comparison, gate), measured, equalized=equalized,
             float_layers=list(options.float_layers), extra=extra or {},
         )
-        attempt.latency_ms = self.latency(candidate, options)
+        attempt.latency_ms = self.latency(candidate)
         return attempt
 
 

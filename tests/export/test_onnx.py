@@ -230,7 +230,7 @@ def test_onnx_int8_alone_converts_its_own_float_model(mlp_run, tmp_path):
 
     result = export_bundle(mlp_run.model_path, tmp_path / "bundle", formats="onnx-int8", say=lambda line: None)
     artifact = result.manifest.artifact("onnx-int8")
-    assert artifact.ok and artifact.details["float_model"].startswith("converted for this file")
+    assert artifact.status == "pass" and artifact.details["float_model"].startswith("converted for this file")
     assert artifact.details["converter"] == "tf2onnx.convert.from_function"
     assert not (tmp_path / "bundle" / "model.onnx").exists()
 
