@@ -106,3 +106,60 @@ def first_divergent_layer(layers: list[dict[str, Any]]) -> dict[str, Any] | None
         if layer["rmse_over_scale"] > DIVERGENCE_BOUND:
             return {**layer, "bound": round(DIVERGENCE_BOUND, 4)}
     return None
+
+
+def onnx_layer_errors(fp32_path: Path, int8_path: Path, images: np.ndarray, spec: InputSpec) -> list[dict[str, Any]]:
+    """Per QDQ-quantized activation of an ONNX int8 file, in graph order: mean RMSE / scale against the float file's tensor.
+
+    ONNX Runtime's own tool (`onnxruntime.quantization.qdq_loss_debug`) saves every activation of
+    both files and pairs each quantized one (after its DequantizeLinear) with the float file's
+    tensor of the same name; the scale is that of the QuantizeLinear in front of it.
+    """
+    import tempfile
+
+    import onnx
+    from onnx import numpy_helper
+    from onnxruntime.quantization.qdq_loss_debug import (
+        collect_activations,
+        create_activation_matching,
+        modify_model_output_intermediate_tensors,
+    )
+
+    from edgeship.native import native_output_to_log
+
+    quantized = onnx.load(int8_path)
+    input_name = quantized.graph.input[0].name
+    batch = to_model_input(images, spec, tuple(spec.shape))
+    initializers = {init.name: init for init in quantized.graph.initializer}
+    scales = {
+        node.input[0]: float(numpy_helper.to_array(initializers[node.input[1]]).reshape(-1)[0])
+        for node in quantized.graph.node
+        if node.op_type == "QuantizeLinear" and node.input[1] in initializers
+    }
+    producers = {output: (index, node.op_type) for index, node in enumerate(quantized.graph.node) for output in node.output}
+
+    def feed() -> Any:
+        return iter([{input_name: batch[index : index + 1]} for index in range(len(batch))])
+
+    with tempfile.TemporaryDirectory(prefix="edgeship-onnx-trace-") as folder:
+        float_saved, quantized_saved = Path(folder) / "float.onnx", Path(folder) / "int8.onnx"
+        with native_output_to_log("onnxruntime qdq_loss_debug"):
+            modify_model_output_intermediate_tensors(str(fp32_path), str(float_saved))
+            modify_model_output_intermediate_tensors(str(int8_path), str(quantized_saved))
+            float_activations = collect_activations(str(float_saved), feed())
+            quantized_activations = collect_activations(str(quantized_saved), feed())
+    matched = create_activation_matching(quantized_activations, float_activations)
+    layers = []
+    for name, pair in matched.items():
+        scale = scales.get(name)
+        if not scale or "float" not in pair or name not in producers:
+            continue
+        ratios = [
+            float(np.sqrt(np.mean((np.asarray(value) - np.asarray(reference)) ** 2))) / scale
+            for value, reference in zip(pair["post_qdq"], pair["float"])
+            if np.shape(value) == np.shape(reference)
+        ]
+        if ratios:
+            index, op_type = producers[name]
+            layers.append({"op_index": index, "op": op_type, "tensor": name, "rmse_over_scale": round(float(np.mean(ratios)), 4)})
+    return sorted(layers, key=lambda layer: layer["op_index"])

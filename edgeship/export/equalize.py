@@ -304,7 +304,8 @@ def _per_channel_clips(model: Any, clipped: dict[int, tuple[_Link, np.ndarray]])
     by_name = {link.clip_layer.name: (link, totals) for link, totals in clipped.values()}
 
     def clip_function(upper: np.ndarray) -> Any:
-        bound = keras.ops.convert_to_tensor(upper.astype(np.float32))
+        # A numpy constant, not a tensor made here: traced functions must embed it, not capture it as an input.
+        bound = upper.astype(np.float32)
 
         def relu_clipped_per_channel(inputs: Any) -> Any:
             return keras.ops.minimum(keras.ops.relu(inputs), bound)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,8 @@ def rank_tflite(model: Any, options: ExportOptions, float_layers: tuple[str, ...
     debugger = quantization_debugger(
         model, replace(options, progress=None), float_layers, debug_dataset=debug_dataset, metrics={"signal_lost": lost}
     )
-    with native_output_to_log("the TFLite quantization debugger"):
+    with native_output_to_log("the TFLite quantization debugger"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
         debugger.run()
     dump = io.StringIO()
     debugger.layer_statistics_dump(dump)
