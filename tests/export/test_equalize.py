@@ -128,3 +128,24 @@ def test_layers_joined_by_anything_but_relu_linear_or_pooling_are_not_paired():
     assert find_pairs(branched) == [], "a tensor read by two layers cannot be rescaled for one of them"
     result = equalize(model)
     assert not result.changed and result.record()["pairs"] == []
+
+
+@pytest.mark.slow
+def test_a_mobilenetv2_keeps_its_function_when_equalized():
+    """Keras' own MobileNetV2 (expand -> depthwise -> project blocks with BatchNorm and ReLU6, residual Adds)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10)
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            channels = layer.moving_mean.shape[0]
+            layer.set_weights([rng.uniform(0.5, 2, channels), rng.normal(0, 0.2, channels), rng.normal(0, 0.2, channels),
+                               rng.uniform(0.5, 2, channels)])
+    images = rng.uniform(0, 1, (64, 32, 32, 3)).astype(np.float32)
+    result = equalize(model)
+    assert len(result.pairs) >= 30 and {pair.between for pair in result.pairs} == {"relu6", "linear"}
+    assert all(pair.batchnorm for pair in result.pairs)
+    difference = np.abs(result.model.predict(images, verbose=0) - model.predict(images, verbose=0)).max()
+    assert difference <= 1e-5

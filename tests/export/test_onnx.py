@@ -240,3 +240,20 @@ def test_a_format_made_from_another_comes_after_it():
 
     assert in_making_order(["onnx-int8", "tflite-fp32", "onnx"]) == ["onnx", "onnx-int8", "tflite-fp32"]
     assert in_making_order(["onnx-int8"]) == ["onnx-int8"]
+
+
+def test_the_onnx_calibration_method_and_image_count_are_options_and_recorded(mlp_run, sample_dataset, tmp_path):
+    from edgeship.errors import UsageError
+    from edgeship.export import export_bundle
+
+    result = export_bundle(
+        mlp_run.model_path, tmp_path / "bundle", formats="onnx-int8", dataset=sample_dataset,
+        onnx_calibration="Percentile", calibration_images=100, say=lambda line: None,
+    )
+    artifact = result.manifest.artifact("onnx-int8")
+    assert artifact.status == "pass" and artifact.parity["agreement"] >= 0.99
+    assert artifact.details["calibration"]["method"] == "Percentile" and artifact.details["calibration"]["images"] == 100
+    assert result.manifest.dataset["calibration"]["images"] == 100
+    with pytest.raises(UsageError, match="--onnx-calibration must be one of MinMax, Entropy, Percentile, got 'KL'"):
+        export_bundle(mlp_run.model_path, tmp_path / "other", formats="onnx-int8", dataset=sample_dataset, onnx_calibration="KL")
+    assert not (tmp_path / "other").exists()
