@@ -78,7 +78,7 @@ OUTLIER_FACTOR = 3000.0
 
 
 @pytest.fixture(scope="session")
-def outlier_mlp_path(tmp_path_factory, mlp_run) -> "Path":
+def outlier_mlp_path(tmp_path_factory, mlp_run):
     """The seed MLP with 4 hidden units' incoming weights and bias x3000 and outgoing weights /3000.
 
     ReLU is positively homogeneous, so the float model computes the same function, but the hidden

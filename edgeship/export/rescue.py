@@ -17,7 +17,6 @@ The file kept is the first one within budget, else the one that agrees most with
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,12 +24,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgeship.runtime.compare import Comparison
+from edgeship.runtime.compare import Comparison, judge
 from edgeship.errors import UsageError
 from edgeship.export.base import ExportOptions, ExportRecord
 from edgeship.runtime.gates import DEFAULT_GATES, Gate
-
-log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FLOAT_LAYERS = 8
 EQUALIZED_FLOAT_TOLERANCE = 1e-4
@@ -242,8 +239,6 @@ class Rescuer:
         self, export_format: Any, step: str, model: Any, options: ExportOptions, gate: Gate, path: Path,
         equalized: bool, extra: dict[str, Any] | None = None,
     ) -> Attempt:
-        from edgeship.runtime.compare import judge
-
         candidate = path.with_name(f".{path.stem}.{step.replace(' ', '-')}{path.suffix}")
         record = self.make(export_format, model, candidate, replace(options, progress=None))
         comparison, measured = self.measure(candidate, options)
