@@ -52,11 +52,20 @@ class Candidate:
 
 
 def signal_lost(reference: np.ndarray, quantized: np.ndarray) -> float:
-    """Mean over channels (last axis) of min(1, RMS error / RMS value); channels that are always zero are left out."""
-    reference = np.asarray(reference, dtype=np.float64)
-    quantized = np.asarray(quantized, dtype=np.float64)
+    """Mean over channels (last axis) of min(1, RMS error / RMS value); channels that are always zero are left out.
+
+    Rows holding a non-finite value are left out too: LiteRT's debugger can hand over a float
+    tensor that was never written (seen on MobileNetV2), and garbage must not rank a layer.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        reference = np.asarray(reference, dtype=np.float64)
+        quantized = np.asarray(quantized, dtype=np.float64)
     channels = reference.shape[-1] if reference.ndim else 1
     reference, quantized = reference.reshape(-1, channels), quantized.reshape(-1, channels)
+    finite = np.isfinite(reference).all(axis=1) & np.isfinite(quantized).all(axis=1)
+    reference, quantized = reference[finite], quantized[finite]
+    if not len(reference):
+        return 0.0
     error = np.sqrt(np.mean((quantized - reference) ** 2, axis=0))
     signal = np.sqrt(np.mean(reference**2, axis=0))
     live = signal > 1e-6 * max(float(signal.max(initial=0.0)), 1e-30)

@@ -9,8 +9,8 @@ The rule, applied per format:
    plain one (measured, not assumed).
 3. Still outside the budget and the format can keep layers in float (tflite-int8, onnx-int8): the
    debugger ranks the quantized tensors (`fallback.py`), the worst is kept in float with the
-   layers around it, the file is made and measured again, until it is within budget, nothing is
-   left to rank, or the next step would pass `max_float_layers`.
+   layers around it, the file is made and measured again, until it is within budget, no tensor
+   loses 1% of its signal or more, or the next step would pass `max_float_layers`.
 The file kept is the first one within budget, else the one that agrees most with Keras. Every step
 (accuracy, agreement, size, latency, layers in float) goes into the manifest.
 """
@@ -25,11 +25,13 @@ from typing import Any, Callable
 import numpy as np
 
 from edgeship.runtime.compare import Comparison, judge
-from edgeship.errors import UsageError
+from edgeship.errors import OutputError, UsageError
 from edgeship.export.base import ExportOptions, ExportRecord
 from edgeship.runtime.gates import DEFAULT_GATES, Gate
 
 DEFAULT_MAX_FLOAT_LAYERS = 8
+MIN_SIGNAL_LOST = 0.01
+"""A tensor losing less than this share of its signal is not worth keeping in float: the fallback stops there."""
 EQUALIZED_FLOAT_TOLERANCE = 1e-4
 """Largest |Δp| allowed between the equalized and the original float model (the fp32 parity gate)."""
 RESCUABLE_PRECISIONS = ("int8", "dynamic-int8", "int16x8")
@@ -213,10 +215,10 @@ class Rescuer:
         fallback["ranking"] = FALLBACK_RANKING.get(export_format.family, export_format.family)
         fallback["metric"] = "signal_lost: mean over channels of min(1, RMS quantization error / RMS value)"
         while True:
-            candidates = export_format.rank(model, options, float_layers)
+            candidates = [c for c in export_format.rank(model, options, float_layers) if c.signal_lost >= MIN_SIGNAL_LOST]
             fitting = [c for c in candidates if len(set(float_layers) | set(c.layers)) <= self.policy.max_float_layers]
             if not candidates:
-                fallback["stopped"] = "no quantized tensor left to keep in float"
+                fallback["stopped"] = f"no quantized tensor left that loses {MIN_SIGNAL_LOST:.0%} of its signal or more"
                 break
             if not fitting:
                 fallback["stopped"] = f"the next step would keep more than {self.policy.max_float_layers} layers in float"
@@ -225,10 +227,18 @@ class Rescuer:
             float_layers = tuple(dict.fromkeys((*float_layers, *worst.layers)))
             step = f"fallback {fallback['steps'] + 1}"
             self.say(f"{export_format.name}: keeping {len(float_layers)} layer(s) in float ({worst.tensor!r} loses {worst.signal_lost:.0%} of its signal)")
-            attempt = self._attempt(
-                export_format, step, model, replace(options, float_layers=float_layers), gate, path, equalized=equalized,
-                extra={"tensor": worst.tensor, "signal_lost": worst.signal_lost, "ops": worst.ops},
-            )
+            try:
+                attempt = self._attempt(
+                    export_format, step, model, replace(options, float_layers=float_layers), gate, path, equalized=equalized,
+                    extra={"tensor": worst.tensor, "signal_lost": worst.signal_lost, "ops": worst.ops},
+                )
+            except OutputError:
+                raise
+            except Exception as exc:
+                # e.g. LiteRT's debugger cannot make a file with no quantized op left; the steps so far stand.
+                path.with_name(f".{path.stem}.{step.replace(' ', '-')}{path.suffix}").unlink(missing_ok=True)
+                fallback["stopped"] = f"{step} could not be made ({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})"
+                break
             attempts.append(attempt)
             fallback["steps"] += 1
             if attempt.passed:

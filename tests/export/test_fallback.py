@@ -24,6 +24,9 @@ def test_signal_lost_is_the_share_of_each_channel_wiped_out():
     quantized = np.round(outlier / step) * step
     assert signal_lost(outlier, quantized) > 0.8, "a per-tensor scale set by one channel wipes the others out"
     assert signal_lost(np.zeros((4, 3)), np.ones((4, 3))) == 0.0
+    garbage = values.copy()
+    garbage[3, 2] = np.nan
+    assert signal_lost(garbage, garbage) == 0.0 and signal_lost(garbage, wiped) == pytest.approx(6 / 8)
 
 
 @pytest.fixture(scope="module")
