@@ -194,7 +194,7 @@ def plot_flipped_pictures(images: Any, flipped: Sequence[dict[str, Any]], path: 
     plt = _pyplot()
     count = len(images)
     rows = max(1, -(-count // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.7, rows * 2.0), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.8, rows * 2.4), squeeze=False)
     for index, axis in enumerate(axes.flat):
         axis.set_axis_off()
         if index >= count:

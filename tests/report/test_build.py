@@ -67,13 +67,18 @@ def test_a_folder_without_a_run_is_refused(tmp_path):
 
 
 def _run_folder(tmp_path, bundle, dataset, name):
-    """A run folder of a bundle and its verify.json (no training or bench files)."""
+    """A run folder of a bundle, its verify.json and a short bench.json (no training files)."""
+    from edgeship.bench import bench_bundle
     from edgeship.parity import verify_bundle
+    from edgeship.runtime.bench import bench_payload
+    from edgeship.runtime.options import BenchOptions, ModelOptions
 
     run = tmp_path / name
     shutil.copytree(bundle, run / "bundle")
     report = verify_bundle(run / "bundle", dataset, max_images=300, model_path=_source(bundle), progress=lambda line: None)
     (run / "verify.json").write_text(json.dumps(report.to_dict()))
+    rows = bench_bundle(ModelOptions(run / "bundle", threads=[1]), BenchOptions([1], 0.05), keras=False, progress=lambda line: None)
+    (run / "bench.json").write_text(json.dumps(bench_payload(rows)))
     return run
 
 
