@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def keras_rows(model_path: Path, manifest: Manifest, images: np.ndarray, batches: list[int], seconds: float) -> list[BenchRow]:
     """Reference rows for the Keras model: `model(x)` for batch 1 (what an interactive user calls), `predict` above."""
-    reference = KerasReference(model_path, manifest)
+    reference = KerasReference.load(model_path, manifest)
     fields = {
         "artifact": "keras", "format": "keras", "precision": "fp32", "backend": "tensorflow", "accelerator": None,
         "threads": None, "load_seconds": round(reference.load_seconds, 4), "file_bytes": model_path.stat().st_size,

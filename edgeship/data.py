@@ -364,8 +364,10 @@ def _load_from_keras(name: str) -> Dataset:
             f"put the four Fashion-MNIST IDX .gz files in {cache / 'fashion-mnist'}, "
             "or pass --dataset PATH to a folder of them or to an .npz file"
         )
+    from edgeship.native import import_keras_quietly
+
     try:
-        import keras
+        keras = import_keras_quietly()
     except ImportError as exc:
         raise DatasetError(f"loading {name} needs Keras (pip install 'edgeship[toolkit]'); or {provide}") from exc
     loader = keras.datasets.mnist if name == "mnist" else keras.datasets.fashion_mnist

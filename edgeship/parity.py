@@ -44,6 +44,9 @@ class ParityRow:
     reason: str | None = None
     seconds: float | None = None
     first_divergent_layer: dict[str, Any] | None = None
+    flipped: list[dict[str, Any]] = field(default_factory=list)
+    """Test pictures whose top-1 differs from the Keras model's (at most FLIPPED_LIMIT, the surest Keras answers first)."""
+    flipped_total: int = 0
 
     @property
     def verdict(self) -> str:
@@ -99,19 +102,54 @@ def artifact_probabilities(bundle: Path, name: str, images: np.ndarray, backend:
 
 
 DIAGNOSIS_IMAGES = 50
+FLIPPED_LIMIT = 100
+
+
+def flipped_pictures(
+    reference: np.ndarray, candidate: np.ndarray, indices: np.ndarray, labels: list[str], limit: int = FLIPPED_LIMIT
+) -> tuple[list[dict[str, Any]], int]:
+    """The pictures whose top-1 the artifact changed: index in the dataset's test split, both labels and both probabilities.
+
+    The ones Keras was surest of come first: those are the flips a user would least expect.
+    """
+    keras_top1, artifact_top1 = reference.argmax(axis=1), candidate.argmax(axis=1)
+    changed = np.flatnonzero(keras_top1 != artifact_top1)
+    order = changed[np.argsort(-reference[changed, keras_top1[changed]], kind="stable")][:limit]
+    pictures = [
+        {
+            "index": int(indices[row]),
+            "keras_label": labels[int(keras_top1[row])],
+            "keras_probability": round(float(reference[row, keras_top1[row]]), 4),
+            "artifact_label": labels[int(artifact_top1[row])],
+            "artifact_probability": round(float(candidate[row, artifact_top1[row]]), 4),
+        }
+        for row in order
+    ]
+    return pictures, int(len(changed))
 
 
 def _diagnose_int8(bundle: Path, manifest: Manifest, artifact: Any, images: np.ndarray) -> dict[str, Any] | None:
-    """The first op of a failing int8 TFLite file that strays from the bundle's float32 TFLite file."""
-    from edgeship.manifest import resolve_in_bundle
-    from edgeship.quantdebug import first_divergent_layer, layer_errors
+    """The first op of a failing int8 file that strays from the bundle's float32 file of the same family.
 
-    fp32 = next((a for a in manifest.artifacts if a.has_file and a.format == "tflite" and a.precision == "fp32"), None)
-    if fp32 is None:
-        log.warning("no tflite-fp32 artifact in the bundle to compare %s with, layer by layer", artifact.name)
+    TFLite files are traced with the interpreter's preserved tensors, ONNX files with ONNX Runtime's
+    qdq_loss_debug. A file made from the equalized model is not traced: its channels are rescaled by
+    design, so its tensors cannot be compared with the float file's one for one.
+    """
+    from edgeship.manifest import resolve_in_bundle
+    from edgeship.quantdebug import first_divergent_layer, layer_errors, onnx_layer_errors
+
+    rescue = artifact.details.get("rescue") or {}
+    chosen = next((step for step in rescue.get("steps", []) if step["step"] == rescue.get("chosen")), None)
+    if chosen and chosen.get("equalized"):
+        log.warning("%s was made from the equalized model: its layers are not traced against the float file", artifact.name)
         return None
+    fp32 = next((a for a in manifest.artifacts if a.has_file and a.format == artifact.format and a.precision == "fp32"), None)
+    if fp32 is None:
+        log.warning("no %s fp32 artifact in the bundle to compare %s with, layer by layer", artifact.format, artifact.name)
+        return None
+    trace = layer_errors if artifact.format == "tflite" else onnx_layer_errors
     try:
-        layers = layer_errors(resolve_in_bundle(bundle, fp32.file), resolve_in_bundle(bundle, artifact.file), images, manifest.input)
+        layers = trace(resolve_in_bundle(bundle, fp32.file), resolve_in_bundle(bundle, artifact.file), images, manifest.input)
     except EdgeshipError as exc:
         log.warning("cannot trace %s layer by layer: %s", artifact.name, exc)
         return None
@@ -153,6 +191,7 @@ def verify_bundle(
     bundle = Path(bundle)
     manifest = load_manifest(bundle)
     images, labels = dataset.x_test, dataset.y_test
+    indices = np.arange(len(labels))
     expected = tuple(manifest.input.shape[:2]) if manifest.input.layout == "NHWC" else tuple(manifest.input.shape[-2:])
     if tuple(images.shape[1:3]) != expected:
         raise DatasetError(
@@ -163,14 +202,14 @@ def verify_bundle(
     if labels.max(initial=0) >= classes:
         # A model of fewer classes than the dataset is judged on the classes it has, as at export.
         keep = labels < classes
-        images, labels = images[keep], labels[keep]
+        images, labels, indices = images[keep], labels[keep], indices[keep]
         if not len(labels):
             raise DatasetError(f"no test image of {dataset.name} has a label below {classes}, the model's class count")
     if max_images is not None:
-        images, labels = images[:max_images], labels[:max_images]
+        images, labels, indices = images[:max_images], labels[:max_images], indices[:max_images]
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     say(f"  keras reference on {len(images)} test images")
-    reference = KerasReference(source_model_path(bundle, manifest, model_path), manifest).predict_proba(images)
+    reference = KerasReference.load(source_model_path(bundle, manifest, model_path), manifest).predict_proba(images)
     rows = []
     for artifact in manifest.artifacts:
         if artifact.status not in (PASS, FAIL):
@@ -191,7 +230,8 @@ def verify_bundle(
             artifact.name, artifact.format, artifact.precision, FAIL if failures else PASS,
             comparison=comparison, failures=failures, seconds=round(time.perf_counter() - started, 3),
         )
-        if failures and artifact.format == "tflite" and artifact.precision == "int8":
+        row.flipped, row.flipped_total = flipped_pictures(reference, candidate, indices, manifest.labels)
+        if failures and artifact.format in ("tflite", "onnx") and artifact.precision == "int8":
             row.first_divergent_layer = _diagnose_int8(bundle, manifest, artifact, images[:DIAGNOSIS_IMAGES])
         rows.append(row)
     return VerifyReport(str(bundle), dataset.name, int(len(images)), float((reference.argmax(1) == labels).mean()), rows)

@@ -191,3 +191,49 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str]
     figure.colorbar(image, ax=axis, label="images")
     axis.set_title(title)
     _save(figure, path)
+
+
+def plot_flipped_pictures(images: Any, flipped: Sequence[dict[str, Any]], path: str | os.PathLike, title: str, columns: int = 6) -> None:
+    """The test pictures an artifact labels differently from Keras, each captioned with both answers and their probabilities."""
+    plt = _pyplot()
+    count = len(images)
+    rows = max(1, -(-count // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.8, rows * 2.4), squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.set_axis_off()
+        if index >= count:
+            continue
+        picture, flip = images[index], flipped[index]
+        colour = picture.ndim == 3 and picture.shape[-1] == 3
+        axis.imshow(picture if colour else picture.reshape(picture.shape[:2]), cmap=None if colour else "gray", vmin=0, vmax=255,
+                    interpolation="nearest")
+        axis.set_title(
+            f"#{flip['index']}\nKeras {flip['keras_label']} ({flip['keras_probability']:.0%})\n"
+            f"file {flip['artifact_label']} ({flip['artifact_probability']:.0%})",
+            fontsize=7,
+        )
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def plot_rescue_steps(series: dict[str, Sequence[dict[str, Any]]], path: str | os.PathLike, reference_accuracy: float | None = None) -> None:
+    """Test accuracy against the number of layers kept in float, one line per rescued artifact (hollow marker: equalized model)."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.5, 4))
+    for name, steps in series.items():
+        layers = [len(step["float_layers"]) for step in steps]
+        accuracy = [step["accuracy"] * 100 for step in steps]
+        line = axis.plot(layers, accuracy, marker="o", label=name)[0]
+        for count, value, step in zip(layers, accuracy, steps):
+            if step.get("equalized"):
+                axis.scatter([count], [value], s=110, facecolors="none", edgecolors=line.get_color())
+    if reference_accuracy is not None:
+        axis.axhline(reference_accuracy * 100, linestyle="--", color="grey", label="Keras model")
+    axis.set_xlabel("layers kept in float")
+    axis.set_ylabel("test accuracy, %")
+    axis.xaxis.get_major_locator().set_params(integer=True)
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower right", fontsize=8)
+    axis.set_title("int8 rescue: accuracy vs layers kept in float (ring: equalized model)")
+    _save(figure, path)

@@ -133,3 +133,65 @@ def bomb_png() -> bytes:
 
     header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+OUTLIER_UNITS = (0, 1, 2, 3)
+OUTLIER_FACTOR = 3000.0
+
+
+@pytest.fixture(scope="session")
+def outlier_mlp_path(tmp_path_factory, mlp_run):
+    """The seed MLP with 4 hidden units' incoming weights and bias x3000 and outgoing weights /3000.
+
+    ReLU is positively homogeneous, so the float model computes the same function, but the hidden
+    layer's activation range now spans 3000x the other units': per-tensor int8 zeroes them out.
+    """
+    import shutil
+
+    import keras
+
+    model = keras.saving.load_model(mlp_run.model_path, compile=False)
+    hidden, head = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    kernel, bias = hidden.get_weights()
+    kernel[:, OUTLIER_UNITS] *= OUTLIER_FACTOR
+    bias[list(OUTLIER_UNITS)] *= OUTLIER_FACTOR
+    hidden.set_weights([kernel, bias])
+    head_kernel, head_bias = head.get_weights()
+    head_kernel[list(OUTLIER_UNITS), :] /= OUTLIER_FACTOR
+    head.set_weights([head_kernel, head_bias])
+    folder = tmp_path_factory.mktemp("outlier-mlp")
+    model.save(folder / "model.keras")
+    shutil.copy(mlp_run.model_path.with_name("model.edgeship.json"), folder / "model.edgeship.json")
+    return folder / "model.keras"
+
+
+OUTLIER_FORMATS = "tflite-fp32,tflite-int8,onnx,onnx-int8"
+
+
+@pytest.fixture(scope="session")
+def outlier_plain_bundle(tmp_path_factory, outlier_mlp_path, sample_dataset):
+    """The outlier MLP exported without rescue: plain int8 collapses."""
+    from edgeship.export import export_bundle
+    from edgeship.export.rescue import RescuePolicy
+
+    out = tmp_path_factory.mktemp("outlier-plain") / "bundle"
+    return export_bundle(outlier_mlp_path, out, formats=OUTLIER_FORMATS, dataset=sample_dataset, rescue=RescuePolicy(enabled=False))
+
+
+@pytest.fixture(scope="session")
+def outlier_rescued_bundle(tmp_path_factory, outlier_mlp_path, sample_dataset):
+    """The outlier MLP exported with the default rescue (equalization first)."""
+    from edgeship.export import export_bundle
+
+    out = tmp_path_factory.mktemp("outlier-rescued") / "bundle"
+    return export_bundle(outlier_mlp_path, out, formats=OUTLIER_FORMATS, dataset=sample_dataset)
+
+
+@pytest.fixture(scope="session")
+def outlier_fallback_bundle(tmp_path_factory, outlier_mlp_path, sample_dataset):
+    """The outlier MLP rescued by float fallback alone (equalization turned off)."""
+    from edgeship.export import export_bundle
+    from edgeship.export.rescue import RescuePolicy
+
+    out = tmp_path_factory.mktemp("outlier-fallback") / "bundle"
+    return export_bundle(outlier_mlp_path, out, formats=OUTLIER_FORMATS, dataset=sample_dataset, rescue=RescuePolicy(equalize=False))

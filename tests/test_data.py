@@ -316,3 +316,27 @@ def test_a_bad_picture_is_named_or_skipped_and_counted(tmp_path, make_shapes_fol
     dataset = load_dataset(folder, FolderOptions(image_size=(16, 16), skip_bad_images=True))
     assert len(dataset.x_train) + len(dataset.x_test) == 14 and dataset.split["skipped"] == 2
     assert any(note.startswith("skipped 2 unreadable files") for note in dataset.notes)
+
+
+def test_loading_through_keras_keeps_tensorflows_start_up_lines_off_the_console(tmp_path):
+    """Keras is imported through import_keras_quietly: TensorFlow's C++ start-up lines go to the debug log, not stderr."""
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    env["KERAS_HOME"] = str(tmp_path / "keras-home")
+    script = (
+        "import logging\n"
+        "from edgeship import data\n"
+        "data.DOWNLOAD_TIMEOUT_S = 0.01\n"
+        "try:\n"
+        "    data.load_dataset('fashion_mnist')\n"
+        "except data.DatasetError as error:\n"
+        "    print('refused:', str(error)[:40])\n"
+        "import sys\n"
+        "print('keras' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-2:] == ["refused: cannot load fashion_mnist: not in the Ke", "True"]
+    assert "tensorflow" not in result.stderr.lower() and "cuda" not in result.stderr.lower(), result.stderr

@@ -144,3 +144,59 @@ def test_labels_beyond_the_models_classes_are_left_out(mlp_bundle, sample_datase
     shifted = Dataset("shifted", sample_dataset.x_train[:10], sample_dataset.y_train[:10], x, y)
     report = verify_bundle(mlp_bundle.bundle, shifted, progress=lambda line: None)
     assert report.images == 150 and report.passed
+
+
+@pytest.fixture(scope="module")
+def outlier_report(outlier_plain_bundle, sample_dataset):
+    return verify_bundle(outlier_plain_bundle.bundle, sample_dataset, max_images=300, progress=lambda line: None)
+
+
+def test_a_collapsed_onnx_int8_file_is_traced_to_its_first_divergent_op(outlier_report):
+    rows = {row.artifact: row for row in outlier_report.rows}
+    onnx_layer, tflite_layer = rows["onnx-int8"].first_divergent_layer, rows["tflite-int8"].first_divergent_layer
+    assert onnx_layer["op"] == "Gemm" and "dense_1_2" in onnx_layer["tensor"]
+    assert onnx_layer["rmse_over_scale"] > onnx_layer["bound"]
+    assert tflite_layer["op"] == "FULLY_CONNECTED" and "dense_1_2" in tflite_layer["tensor"]
+    with pytest.raises(GateFailedError, match=r"onnx-int8: agreement .*first divergent op: Gemm 'mlp_1/dense_1_2/BiasAdd:0'"):
+        raise_if_failed(outlier_report)
+
+
+def test_verify_lists_the_pictures_each_artifact_flips(outlier_report, outlier_plain_bundle, sample_dataset):
+    from edgeship.parity import source_model_path
+    from edgeship.reference import KerasReference
+
+    rows = {row.artifact: row for row in outlier_report.rows}
+    int8 = rows["tflite-int8"]
+    disagreements = round((1 - int8.comparison.agreement) * 300)
+    assert int8.flipped_total == disagreements and len(int8.flipped) == 100
+    manifest = outlier_plain_bundle.manifest
+    model_path = source_model_path(outlier_plain_bundle.bundle, manifest)
+    reference = KerasReference.load(model_path, manifest).predict_proba(sample_dataset.x_test[:300])
+    for flip in int8.flipped:
+        keras_top1 = int(reference[flip["index"]].argmax())
+        assert flip["keras_label"] == str(keras_top1) and flip["artifact_label"] != flip["keras_label"]
+        assert flip["keras_probability"] == pytest.approx(float(reference[flip["index"]].max()), abs=1e-4)
+        assert 0 < flip["artifact_probability"] <= 1
+    assert [flip["keras_probability"] for flip in int8.flipped] == sorted((f["keras_probability"] for f in int8.flipped), reverse=True)
+    assert rows["tflite-fp32"].flipped == [] and rows["tflite-fp32"].flipped_total == 0
+    saved = outlier_report.to_dict()
+    assert saved["rows"][1]["flipped"][0].keys() == {"index", "keras_label", "keras_probability", "artifact_label", "artifact_probability"}
+
+
+def test_flipped_indices_point_into_the_full_test_split_when_classes_are_left_out(mlp_bundle, sample_dataset):
+    from edgeship.data import Dataset
+    from edgeship.parity import flipped_pictures
+
+    reference = np.eye(3, dtype=np.float32)[[0, 1, 2, 0]]
+    candidate = np.eye(3, dtype=np.float32)[[0, 2, 2, 1]] * 0.9 + 0.1 / 3
+    pictures, total = flipped_pictures(reference, candidate, np.array([4, 7, 9, 12]), ["a", "b", "c"])
+    assert total == 2 and [p["index"] for p in pictures] == [7, 12]
+    assert pictures[0] == {"index": 7, "keras_label": "b", "keras_probability": 1.0, "artifact_label": "c",
+                           "artifact_probability": pytest.approx(0.9333, abs=1e-4)}
+    x, y = sample_dataset.x_test[:200], sample_dataset.y_test[:200].copy()
+    y[:50] = 12
+    shifted = Dataset("shifted", sample_dataset.x_train[:10], sample_dataset.y_train[:10], x, y)
+    report = verify_bundle(mlp_bundle.bundle, shifted, progress=lambda line: None)
+    kept = set(range(50, 200))
+    for row in report.rows:
+        assert {flip["index"] for flip in row.flipped} <= kept

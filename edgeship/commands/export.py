@@ -41,6 +41,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "throughput of uint8 I/O at batch 256; with scale 1/255 the input is the raw pixel with its top bit flipped; "
         "uint8 takes raw pixels as they are)",
     )
+    parser.add_argument(
+        "--onnx-calibration", choices=("MinMax", "Entropy", "Percentile"), default="MinMax",
+        help="ONNX Runtime's calibration method for onnx-int8 (default: MinMax, as TFLite)",
+    )
+    parser.add_argument(
+        "--accuracy-budget", type=float, default=0.5, metavar="PP",
+        help="accuracy a quantized file may lose against the Keras model, in percentage points, with at least 99%% "
+        "top-1 agreement (default: 0.5, the int8 gate); a file outside it is rescued by cross-layer equalization, "
+        "then by keeping its worst layers in float",
+    )
+    parser.add_argument("--no-rescue", action="store_true", help="keep plain quantized files even when they miss the budget")
+    parser.add_argument("--no-equalize", action="store_true", help="rescue by float fallback alone, without cross-layer equalization")
+    parser.add_argument(
+        "--max-float-layers", type=int, default=8,
+        help="most layers the rescue may keep in float in one int8 file (default: 8)",
+    )
+    parser.add_argument(
+        "--allow-failed", action="store_true",
+        help="exit 0 even when a file misses its gate after any rescue (it is still written, with status fail)",
+    )
     parser.add_argument("--no-simplify", action="store_true", help="keep the ONNX graph as tf2onnx wrote it (no onnxslim)")
     parser.add_argument(
         "--no-safe-mode", action="store_true",
@@ -99,15 +119,37 @@ def format_table(rows: list[Any]) -> str:
     )
 
 
+def rescue_lines(manifest: Any) -> list[str]:
+    """One line an artifact the rescue worked on: which step was kept and how agreement moved."""
+    lines = []
+    for artifact in manifest.artifacts:
+        rescue = artifact.details.get("rescue")
+        if not rescue or "steps" not in rescue:
+            continue
+        steps = {step["step"]: step for step in rescue["steps"]}
+        chosen, plain = steps[rescue["chosen"]], steps["plain"]
+        floats = f", {len(rescue['float_layers'])} layer(s) in float" if rescue["float_layers"] else ""
+        verdict = "back within budget" if rescue["rescued"] else "still outside budget"
+        lines.append(
+            f"{artifact.name}: {verdict} with {rescue['chosen']}{floats} (agreement {plain['agreement']:.2%} -> "
+            f"{chosen['agreement']:.2%}, {len(rescue['steps']) - 1} rescue step(s))"
+        )
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from edgeship.errors import ExportError
+    from edgeship.errors import ExportError, GateFailedError
     from edgeship.export import export_bundle, parse_formats
+    from edgeship.export.rescue import RescuePolicy
 
     formats = parse_formats(args.formats) if args.formats is not None else None
     out = Path(args.out) if args.out else Path(args.model).parent / "bundle"
     labels = [label.strip() for label in args.labels.split(",")] if args.labels else None
+    rescue = RescuePolicy(
+        enabled=not args.no_rescue, equalize=not args.no_equalize, accuracy_budget_pp=args.accuracy_budget, max_float_layers=args.max_float_layers
+    )
     with ProgressLine() as progress:
         result = export_bundle(
             args.model,
@@ -130,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
             resize=args.resize,
             recipe=args.recipe,
             skip_bad_images=args.skip_bad_images,
+            rescue=rescue,
+            onnx_calibration=args.onnx_calibration,
         )
     dataset = result.manifest.dataset
     print(
@@ -137,10 +181,19 @@ def run(args: argparse.Namespace) -> int:
         f"int8 calibrated on {dataset['calibration']['images']} training images (seed {dataset['calibration']['seed']})"
     )
     print(format_table(result.rows))
+    for line in rescue_lines(result.manifest):
+        print(line)
     print(f"wrote {result.bundle}/manifest.json")
     if result.failed:
         names = ", ".join(row.artifact for row in result.failed)
         raise ExportError(
             f"{len(result.failed)} of {len(result.rows)} formats failed ({names}); the others are in {result.bundle}"
+        )
+    if result.gate_failed and not args.allow_failed:
+        names = ", ".join(row.artifact for row in result.gate_failed)
+        raise GateFailedError(
+            f"{names} missed the parity gate at export (see the table; rescue "
+            f"{'was off' if args.no_rescue else 'did not bring it back'}); the bundle is in {result.bundle}, "
+            "pass --allow-failed to accept it"
         )
     return 0

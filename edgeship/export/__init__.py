@@ -1,7 +1,8 @@
 """The export stage: a Keras classifier to TFLite, ONNX and Edge TPU files in a bundle with manifest.json.
 
-One module a format (tflite, onnx, onnx_int8, edgetpu), the registry that names them, and
-`export_bundle`, which exports, checks each file in its interpreter and writes the bundle.
+One module a format (tflite, onnx, onnx_int8, edgetpu), the registry that names them, the int8
+rescue (equalize, fallback, rescue with its RescuePolicy), and `export_bundle`, which exports,
+checks each file in its interpreter, rescues quantized files outside their budget and writes the bundle.
 TensorFlow, tf2onnx and ONNX Runtime are imported only when an export runs; the names below load
 on first use (PEP 562), so reading the registry for `--help` stays cheap.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["FORMATS", "ExportResult", "SummaryRow", "export_bundle", "parse_formats"]
+__all__ = ["FORMATS", "ExportResult", "RescuePolicy", "SummaryRow", "export_bundle", "parse_formats"]
 
 
 def __getattr__(name: str) -> Any:
@@ -18,6 +19,10 @@ def __getattr__(name: str) -> Any:
         from edgeship.export import bundle
 
         return getattr(bundle, name)
+    if name == "RescuePolicy":
+        from edgeship.export import rescue
+
+        return rescue.RescuePolicy
     if name in ("FORMATS", "parse_formats"):
         from edgeship.export import registry
 

@@ -20,14 +20,18 @@ MIN_OPSET, MAX_OPSET = 13, 18
 """The ONNX opsets tf2onnx and our ONNX Runtime quantization are tested with."""
 INT8_IO_TYPES = ("uint8", "int8")
 """Input/output types of a full-integer TFLite file."""
+ONNX_CALIBRATION_METHODS = ("MinMax", "Entropy", "Percentile")
+"""ONNX Runtime's calibrators for onnx-int8 (onnxruntime.quantization.CalibrationMethod)."""
 
 
-def check_format_options(opset: int, int8_io: str) -> None:
-    """Refuse an ONNX opset or an int8 I/O type that cannot work: the bundle checks before any heavy work, exporters again when called alone."""
+def check_format_options(opset: int, int8_io: str, onnx_calibration: str = "MinMax") -> None:
+    """Refuse an ONNX opset, int8 I/O type or ONNX calibration method that cannot work: the bundle checks before any heavy work, exporters again when called alone."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise UsageError(f"--opset {opset} is not supported; choose {MIN_OPSET}..{MAX_OPSET} (default 17)")
     if int8_io not in INT8_IO_TYPES:
         raise UsageError(f"--int8-io must be one of {', '.join(INT8_IO_TYPES)}, got {int8_io!r}")
+    if onnx_calibration not in ONNX_CALIBRATION_METHODS:
+        raise UsageError(f"--onnx-calibration must be one of {', '.join(ONNX_CALIBRATION_METHODS)}, got {onnx_calibration!r}")
 
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -49,6 +53,11 @@ class ExportOptions:
     model_name: str = "classifier"
     model_version: str = ""
     progress: ProgressCallback | None = None
+    onnx_calibration: str = "MinMax"
+    float_layers: tuple[str, ...] = ()
+    """Layers to keep in float in an int8 file (the format's own names: TFLite output tensors, ONNX node names)."""
+    made: dict[str, Path] = field(default_factory=dict)
+    """Files this export has already written, by format name: onnx-int8 quantizes the bundle's own model.onnx."""
 
     def calibration_inputs(self) -> np.ndarray:
         """The calibration images as the model takes them: float32, scaled, in the model's input shape."""

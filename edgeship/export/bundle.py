@@ -25,17 +25,17 @@ from edgeship import __version__
 from edgeship.errors import DatasetError, ExportError, ModelError, OutputError, UsageError
 from edgeship.export.base import ExportOptions, FormatSkipped, ProgressCallback, check_format_options
 from edgeship.native import native_output_to_log
-from edgeship.export.keras_model import LoadedClassifier, fitted_input_shape, is_probability_rows, load_classifier
+from edgeship.export.keras_model import LoadedClassifier, fitted_input_shape, load_classifier
 from edgeship.export.metadata import add_tflite_metadata
-from edgeship.export.registry import FORMATS, ExportFormat, parse_formats
+from edgeship.export.registry import FORMATS, ExportFormat, in_making_order, parse_formats
+from edgeship.export.rescue import Attempt, Rescuer, RescuePolicy
 from edgeship.files import atomic_directory, atomic_write_bytes, atomic_write_json, check_writable, sha256_file
 from edgeship.manifest import MANIFEST_NAME, RAW_PIXEL_SCALE, Artifact, InputSpec, Manifest, Resize, TensorSpec
 from edgeship.modelcard import card_path, read_card
+from edgeship.reference import KerasReference
 from edgeship.runtime.compare import compare, judge
-from edgeship.runtime.gates import gate_for
 from edgeship.runtime.status import ERROR, FAIL, PASS, SKIPPED, UNCHECKED
 from edgeship.runtime import Classifier
-from edgeship.runtime.postprocess import softmax
 from edgeship.runtime.metadata import check_against_manifest
 from edgeship.runtime.backends.base import TensorInfo
 
@@ -45,6 +45,8 @@ DEFAULT_DATASET = "mnist-sample"
 GOLDEN_NAME = "golden.npz"
 GOLDEN_COUNT = 100
 DEFAULT_CALIBRATION_IMAGES = 300
+LATENCY_SECONDS = 0.3
+"""Timing budget per file when the rescue compares its steps' latency."""
 TOOL_DISTRIBUTIONS = {
     "tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-macos"),
     "keras": ("keras",),
@@ -54,7 +56,6 @@ TOOL_DISTRIBUTIONS = {
     "onnxslim": ("onnxslim",),
     "ai-edge-litert": ("ai-edge-litert",),
 }
-KERAS_BATCH = 256
 TFLITE_FAMILIES = ("tflite", "edgetpu")
 MEDIAPIPE_INPUT_TYPES = ("uint8", "float32")
 """What MediaPipe Tasks' ImageClassifier takes: "Requested one of these types: uint8/float32" (mediapipe 0.10.21)."""
@@ -84,7 +85,13 @@ class ExportResult:
 
     @property
     def failed(self) -> list[SummaryRow]:
+        """Formats that could not be made or run."""
         return [row for row in self.rows if row.status == ERROR]
+
+    @property
+    def gate_failed(self) -> list[SummaryRow]:
+        """Files that were made but miss their gate (after any rescue)."""
+        return [row for row in self.rows if row.status == FAIL]
 
 
 @dataclass
@@ -118,6 +125,8 @@ def export_bundle(
     resize: Resize | None = None,
     recipe: str | None = None,
     skip_bad_images: bool = False,
+    rescue: RescuePolicy | None = None,
+    onnx_calibration: str = "MinMax",
 ) -> ExportResult:
     """Export `model_path` to every format in `formats` (default: all) into the bundle folder `out_dir`.
 
@@ -127,9 +136,11 @@ def export_bundle(
     (default: 300, or every training image when there are fewer);
     parity uses the whole test split. The preprocessing (input_scale, mean, std, color, resize,
     recipe: "mnist" or "none") comes from the model card; the options describe a model without one.
+    Quantized files are judged against the accuracy budget of `rescue` (default: the int8 gate) and
+    rescued when they miss it (see rescue.py).
     """
     names = parse_formats(formats)
-    _check_options(calibration_images, opset, int8_io, input_scale)
+    _check_options(calibration_images, opset, int8_io, input_scale, onnx_calibration)
     model_path, out_dir = Path(model_path), Path(out_dir)
     _refuse_foreign_folder(out_dir)
     say = say or log.info
@@ -167,13 +178,29 @@ def export_bundle(
         model_name=source_model["architecture"] or model_path.stem,
         model_version=f"sha256:{source_model['sha256'][:16]}",
         progress=progress,
+        onnx_calibration=onnx_calibration,
+    )
+    rescuer = Rescuer(
+        rescue or RescuePolicy(),
+        classifier.model,
+        make=lambda export_format, model, path, file_options: _make(export_format, model, path, file_options, class_names),
+        measure=lambda path, file_options: _measure(path, "candidate", file_options, reference, class_names),
+        latency=lambda path: _latency_ms(path, reference.images),
+        float_probabilities=lambda model: KerasReference(
+            model, input_spec, input_shape, logits=output_kind == "logits"
+        ).predict_proba(reference.images),
+        reference_probabilities=reference.probabilities,
+        say=say,
     )
 
     with atomic_directory(out_dir) as staging:
-        artifacts = []
-        for name in names:
+        made: dict[str, Artifact] = {}
+        for name in in_making_order(names):
             say(f"exporting {name}")
-            artifacts.append(_export_one(FORMATS[name], classifier.model, staging, options, reference, class_names))
+            made[name] = _export_one(FORMATS[name], classifier.model, staging, options, reference, class_names, rescuer)
+            if made[name].file:
+                options.made[name] = staging / made[name].file
+        artifacts = [made[name] for name in names]
         golden = _write_golden(staging, reference)
         manifest = Manifest(
             labels=class_names,
@@ -199,11 +226,13 @@ def export_bundle(
     return ExportResult(bundle=out_dir, manifest=manifest, rows=[_row(artifact) for artifact in artifacts])
 
 
-def _check_options(calibration_images: int | None, opset: int, int8_io: str, input_scale: float | None) -> None:
+def _check_options(
+    calibration_images: int | None, opset: int, int8_io: str, input_scale: float | None, onnx_calibration: str
+) -> None:
     """Refuse option values that cannot work before any heavy work starts."""
     if calibration_images is not None and calibration_images < 1:
         raise UsageError(f"--calibration-images must be at least 1, got {calibration_images}")
-    check_format_options(opset, int8_io)
+    check_format_options(opset, int8_io, onnx_calibration)
     if input_scale is not None and (not np.isfinite(input_scale) or input_scale <= 0):
         raise UsageError(f"--input-scale must be a positive number, got {input_scale}")
 
@@ -342,14 +371,63 @@ def _keras_reference(
     classifier: LoadedClassifier, images: np.ndarray, labels: np.ndarray, spec: InputSpec, input_shape: tuple[int, ...]
 ) -> tuple[_Reference, str]:
     """The Keras model's probabilities on the test split, and whether it outputs probabilities or logits."""
-    outputs = np.asarray(
-        classifier.model.predict(spec.to_model_input(images, input_shape), batch_size=KERAS_BATCH, verbose=0),
-        dtype=np.float32,
-    )
-    output_kind = "probabilities" if classifier.softmax_output or is_probability_rows(outputs) else "logits"
-    probabilities = outputs if output_kind == "probabilities" else softmax(outputs)
+    keras_model = KerasReference(classifier.model, spec, input_shape, path=classifier.path)
+    outputs = keras_model.outputs(images)
+    output_kind = keras_model.detect_output_kind(outputs, classifier.softmax_output)
+    probabilities = keras_model.probabilities(outputs)
     accuracy = float((probabilities.argmax(axis=1) == labels).mean())
     return _Reference(images, labels, probabilities, accuracy), output_kind
+
+
+@dataclass
+class _Measured:
+    """What running a file through the runtime says about it besides its figures."""
+
+    input: TensorSpec
+    output: TensorSpec
+    interpreter: str
+
+
+class _MetadataError(ExportError):
+    """The file was made but its TFLite Metadata could not be written."""
+
+
+def _make(export_format: ExportFormat, model: Any, path: Path, options: ExportOptions, class_names: list[str]) -> Any:
+    """Export one file and, for TFLite files, write its TFLite Metadata (labels, normalization): the file a device gets."""
+    record = export_format.export(model, path, options)
+    if export_format.family in TFLITE_FAMILIES:
+        try:
+            record.details["metadata"] = add_tflite_metadata(
+                path, options.model_name, options.model_version, class_names, options.input_spec, options.output_kind
+            )
+        except Exception as exc:
+            log.debug("%s: metadata not written", export_format.name, exc_info=True)
+            raise _MetadataError(f"exported, but its TFLite Metadata could not be written: {_reason(exc)}") from exc
+    return record
+
+
+def _measure(path: Path, family: str, options: ExportOptions, reference: _Reference, class_names: list[str]) -> tuple[Any, _Measured]:
+    """Parity of one file, run exactly as a device will: through the slim runtime, from raw pixels,
+    alone (as a bare file), so its own metadata must carry the labels and the preprocessing."""
+    with native_output_to_log(f"the {family} interpreter"), Classifier.load(path) as classifier:
+        check_against_manifest(classifier.runner, class_names, options.input_spec, options.output_kind)
+        if classifier.labels != class_names:
+            raise ExportError(f"its metadata gives the labels {classifier.labels[:5]}..., not {class_names[:5]}...")
+        measured = _Measured(_tensor_spec(classifier.runner.input), _tensor_spec(classifier.runner.output), "")
+        probabilities = classifier.predict_proba(reference.images)
+        info = classifier.runner.info()
+    measured.interpreter = f"{info.package} {info.version}"
+    return compare(reference.probabilities, probabilities, reference.labels, class_names), measured
+
+
+def _latency_ms(path: Path, images: np.ndarray) -> float | None:
+    """Median single-image latency through the runtime (a short run: the rescue's steps are compared in one process)."""
+    from edgeship.runtime.bench import time_callable
+
+    with native_output_to_log("the interpreter"), Classifier.load(path) as classifier:
+        one = images[:1]
+        timing = time_callable(lambda: classifier.predict_proba(one), batch=1, seconds=LATENCY_SECONDS)
+    return round(timing.p50_ms, 4)
 
 
 def _export_one(
@@ -359,54 +437,54 @@ def _export_one(
     options: ExportOptions,
     reference: _Reference,
     class_names: list[str],
+    rescuer: Rescuer,
 ) -> Artifact:
-    """Export one format, load it in its interpreter and measure parity; a failure becomes a failed artifact."""
+    """Export one format, load it in its interpreter, measure parity and judge it; rescue a quantized file outside its budget."""
     artifact = Artifact(
         name=export_format.name, status=PASS, format=export_format.family, precision=export_format.precision
     )
     path = staging / export_format.filename
     started = time.perf_counter()
     try:
-        record = export_format.export(model, path, options)
+        record = _make(export_format, model, path, options, class_names)
     except FormatSkipped as exc:
         return _not_made(artifact, SKIPPED, str(exc), path)
     except OutputError:
         raise
+    except _MetadataError as exc:
+        return _not_made(artifact, ERROR, str(exc), path)
     except Exception as exc:
         log.debug("%s failed", export_format.name, exc_info=True)
         return _not_made(artifact, ERROR, _reason(exc), path)
-    artifact.details = record.details
-    if export_format.family in TFLITE_FAMILIES:
-        try:
-            record.details["metadata"] = add_tflite_metadata(
-                path, options.model_name, options.model_version, class_names, options.input_spec, options.output_kind
-            )
-        except Exception as exc:
-            log.debug("%s: metadata not written", export_format.name, exc_info=True)
-            return _not_made(artifact, ERROR, f"exported, but its TFLite Metadata could not be written: {_reason(exc)}", path)
-    artifact.export_seconds = round(time.perf_counter() - started, 3)
-    artifact.file = path.name
-    artifact.bytes = path.stat().st_size
-    artifact.sha256 = sha256_file(path)
-    artifact.details = record.details
     if not export_format.parity_measurable:
+        _describe_file(artifact, path, record.details, started)
         artifact.status, artifact.reason = UNCHECKED, "parity not measured: this file runs only on its accelerator"
         return artifact
     try:
-        # Parity at export runs the file exactly as a device will: through the slim runtime, from raw pixels,
-        # alone (as a bare file), so its own metadata must carry the labels and the preprocessing.
-        with native_output_to_log(f"the {export_format.family} interpreter"), Classifier.load(path) as classifier:
-            check_against_manifest(classifier.runner, class_names, options.input_spec, options.output_kind)
-            if classifier.labels != class_names:
-                raise ExportError(f"its metadata gives the labels {classifier.labels[:5]}..., not {class_names[:5]}...")
-            artifact.input, artifact.output = _tensor_spec(classifier.runner.input), _tensor_spec(classifier.runner.output)
-            probabilities = classifier.predict_proba(reference.images)
-            info = classifier.runner.info()
+        comparison, measured = _measure(path, export_format.family, options, reference, class_names)
     except Exception as exc:
         log.debug("%s does not run", export_format.name, exc_info=True)
+        artifact.details = record.details
         return _not_made(artifact, ERROR, f"exported, but its interpreter cannot run it: {_reason(exc)}", path)
-    comparison = compare(reference.probabilities, probabilities, reference.labels, class_names)
-    artifact.details["interpreter"] = f"{info.package} {info.version}"
+    failures = judge(comparison, rescuer.policy.gate(export_format.precision))
+    details = record.details
+    if failures and rescuer.applies_to(export_format):
+        plain = Attempt("plain", path, record, comparison, failures, measured)
+        try:
+            chosen, details["rescue"] = rescuer.rescue(export_format, path, options, plain)
+            details = {**chosen.record.details, "rescue": details["rescue"]}
+            comparison, measured, failures = chosen.comparison, chosen.measured, chosen.failures
+        except OutputError:
+            raise
+        except Exception as exc:
+            log.debug("rescuing %s failed", export_format.name, exc_info=True)
+            details["rescue"] = {"error": _reason(exc)}
+            failures = [*failures, f"rescue failed ({_reason(exc)})"]
+            for leftover in staging.glob(f".{path.stem}.*{path.suffix}"):
+                leftover.unlink()
+    _describe_file(artifact, path, details, started)
+    artifact.input, artifact.output = measured.input, measured.output
+    artifact.details["interpreter"] = measured.interpreter
     artifact.parity = {
         "images": comparison.images,
         "accuracy": comparison.accuracy,
@@ -416,10 +494,18 @@ def _export_one(
         "max_abs_diff": comparison.max_abs_diff,
         "mean_abs_diff": comparison.mean_abs_diff,
     }
-    failures = judge(comparison, gate_for(export_format.precision))
     if failures:
         artifact.status, artifact.reason = FAIL, "parity gate missed at export: " + "; ".join(failures)
     return artifact
+
+
+def _describe_file(artifact: Artifact, path: Path, details: dict[str, Any], started: float) -> None:
+    """The file's name, size, sha256, how it was made and how long that took."""
+    artifact.export_seconds = round(time.perf_counter() - started, 3)
+    artifact.file = path.name
+    artifact.bytes = path.stat().st_size
+    artifact.sha256 = sha256_file(path)
+    artifact.details = details
 
 
 def mobile_choices(artifacts: list[Artifact], spec: InputSpec) -> dict[str, Any]:
@@ -463,8 +549,6 @@ def _gain_offset(spec: InputSpec) -> tuple[float, float]:
             return float("nan"), float("nan")
         return spec.scale / stds[0], means[0] / stds[0]
     return spec.scale / spec.std, spec.mean / spec.std
-
-
 def _not_made(artifact: Artifact, status: str, reason: str, path: Path) -> Artifact:
     """Record a format that was skipped or failed, leaving no stray file of it in the bundle (its sidecar files included)."""
     path.unlink(missing_ok=True)

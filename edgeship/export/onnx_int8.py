@@ -1,9 +1,12 @@
-"""ONNX int8 exporter: ONNX Runtime static quantization in QDQ format, per-channel weights, MinMax calibration.
+"""ONNX int8 exporter: ONNX Runtime static quantization in QDQ format, per-channel weights, MinMax calibration by default.
 
-The float model from `edgeship.export.onnx` goes through `quant_pre_process` (symbolic shape
-inference and graph optimisation, as ONNX Runtime recommends before quantizing), then
-`quantize_static` calibrates activation ranges on the same real training images as TFLite int8.
-Input and output stay float32, so the runtime feeds it exactly like the float model.
+The float model is the bundle's own `model.onnx` when that format is exported too (so both ONNX
+files come from one graph), else the model converted here the same way. It goes through
+`quant_pre_process` (symbolic shape inference and graph optimisation, as ONNX Runtime recommends
+before quantizing), then `quantize_static` calibrates activation ranges on the same real training
+images as TFLite int8 (MinMax, or ONNX Runtime's Entropy or Percentile calibrators by option).
+Input and output stay float32, so the runtime feeds it exactly like the float model. Nodes named in
+`options.float_layers` stay in float (`nodes_to_exclude`).
 
 The form is the fastest and smallest one measured with ONNX Runtime's CPU provider that keeps
 parity (`benchmarks/int8_speed.py` times the alternatives side by side):
@@ -20,7 +23,8 @@ parity (`benchmarks/int8_speed.py` times the alternatives side by side):
 - short tensor names. The quantizer names each tensor it adds after the float tensor it quantizes,
   so TensorFlow's long scoped names appear up to six times: in MobileNetV2-0.35, 8% of the float
   file's size. The float model keeps its names; the shapes in value_info go too (ONNX Runtime
-  infers them again at load).
+  infers them again at load). The manifest keeps the original name of each quantized activation
+  (`activation_names`), so verify can still say which layer strays.
 
 Together these take MobileNetV2-0.35 96x96 from 41% to 29% of the fp32 file.
 """
@@ -31,12 +35,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from edgeship.export.base import ExportOptions, ExportRecord, FormatSkipped
+from edgeship.export.base import ExportOptions, ExportRecord, FormatSkipped, check_format_options
 from edgeship.native import native_output_to_log
 from edgeship.export.onnx import INPUT_NAME, add_metadata, convert_to_onnx
 from edgeship.files import atomic_write_bytes
 
-CALIBRATION_METHOD = "MinMax"
 ACTIVATION_TYPE, WEIGHT_TYPE = "uint8", "int8"
 QUANT_TYPES = {"uint8": "QUInt8", "int8": "QInt8"}
 
@@ -44,11 +47,52 @@ QUANT_TYPES = {"uint8": "QUInt8", "int8": "QInt8"}
 def quantize_onnx(proto: Any, options: ExportOptions) -> tuple[Any, dict[str, Any]]:
     """The float ModelProto quantized to QDQ int8 on the calibration images, with edgeship's metadata; and how."""
     try:
-        from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
-        from onnxruntime.quantization.shape_inference import quant_pre_process
+        import onnxruntime.quantization  # noqa: F401
     except ImportError as exc:
         raise FormatSkipped("onnxruntime is not installed; install it with: pip install 'edgeship[onnx]'") from exc
     import onnx
+
+    check_format_options(options.opset, options.int8_io, options.onnx_calibration)
+    with tempfile.TemporaryDirectory(prefix="edgeship-onnx-int8-") as folder:
+        prepared_path = prepare(proto, Path(folder))
+        quantized = quantize_prepared(prepared_path, Path(folder) / "int8.onnx", options)
+    activations = {node.input[0] for node in quantized.graph.node if node.op_type == "QuantizeLinear"}
+    renamed = compact_graph(quantized.graph)
+    add_metadata(quantized, options)
+    onnx.checker.check_model(quantized, full_check=True)
+    details: dict[str, Any] = {
+        "quantizer": "onnxruntime.quantization.quantize_static",
+        "pre_process": "quant_pre_process",
+        "quant_format": "QDQ",
+        "per_channel": True,
+        "activation_type": ACTIVATION_TYPE,
+        "weight_type": WEIGHT_TYPE,
+        "bias": "float32 (ONNX Runtime >= 1.21 makes it int32 when it loads the file)",
+        "graph": "tensor names shortened, value_info dropped",
+        "activation_names": {renamed[name]: name for name in sorted(activations) if name in renamed},
+        "calibration": {**options.calibration, "method": options.onnx_calibration},
+    }
+    if options.float_layers:
+        details["float_layers"] = list(options.float_layers)
+    return quantized, details
+
+
+def prepare(proto: Any, folder: Path) -> Path:
+    """The float model after `quant_pre_process`, written in `folder`: what quantize_static takes."""
+    import onnx
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    float_path, prepared_path = folder / "float.onnx", folder / "prepared.onnx"
+    onnx.save(proto, float_path)
+    with native_output_to_log("onnxruntime quantization pre-processing"):
+        quant_pre_process(str(float_path), str(prepared_path))
+    return prepared_path
+
+
+def quantize_prepared(prepared_path: Path, quantized_path: Path, options: ExportOptions) -> Any:
+    """quantize_static on a pre-processed float model in the form described above; the ModelProto, names as the quantizer gave them."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     inputs = options.calibration_inputs()
 
@@ -65,37 +109,31 @@ def quantize_onnx(proto: Any, options: ExportOptions) -> tuple[Any, dict[str, An
             options.report("calibrating onnx-int8", self.index, len(inputs))
             return {INPUT_NAME: inputs[self.index - 1 : self.index]}
 
-    with tempfile.TemporaryDirectory(prefix="edgeship-onnx-int8-") as folder:
-        float_path, prepared_path, quantized_path = (Path(folder) / name for name in ("float.onnx", "prepared.onnx", "int8.onnx"))
-        onnx.save(proto, float_path)
-        with native_output_to_log("onnxruntime quantization"):
-            quant_pre_process(str(float_path), str(prepared_path))
-            quantize_static(
-                str(prepared_path),
-                str(quantized_path),
-                RealImages(),
-                quant_format=QuantFormat.QDQ,
-                per_channel=True,
-                activation_type=getattr(QuantType, QUANT_TYPES[ACTIVATION_TYPE]),
-                weight_type=getattr(QuantType, QUANT_TYPES[WEIGHT_TYPE]),
-                calibrate_method=getattr(CalibrationMethod, CALIBRATION_METHOD),
-                extra_options={"QuantizeBias": False},
-            )
-        quantized = onnx.load(quantized_path)
-    compact_graph(quantized.graph)
-    add_metadata(quantized, options)
-    onnx.checker.check_model(quantized, full_check=True)
-    return quantized, {
-        "quantizer": "onnxruntime.quantization.quantize_static",
-        "pre_process": "quant_pre_process",
-        "quant_format": "QDQ",
-        "per_channel": True,
-        "activation_type": ACTIVATION_TYPE,
-        "weight_type": WEIGHT_TYPE,
-        "bias": "float32 (ONNX Runtime >= 1.21 makes it int32 when it loads the file)",
-        "graph": "tensor names shortened, value_info dropped",
-        "calibration": {**options.calibration, "method": CALIBRATION_METHOD},
-    }
+    with native_output_to_log("onnxruntime quantization"):
+        quantize_static(
+            str(prepared_path),
+            str(quantized_path),
+            RealImages(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=getattr(QuantType, QUANT_TYPES[ACTIVATION_TYPE]),
+            weight_type=getattr(QuantType, QUANT_TYPES[WEIGHT_TYPE]),
+            calibrate_method=getattr(CalibrationMethod, options.onnx_calibration),
+            nodes_to_exclude=list(options.float_layers),
+            extra_options={"QuantizeBias": False},
+        )
+    return onnx.load(quantized_path)
+
+
+def float_onnx(model: Any, options: ExportOptions) -> tuple[Any, dict[str, Any]]:
+    """The float ONNX model to quantize: the bundle's model.onnx when made, else a fresh conversion; and where it came from."""
+    import onnx
+
+    made = options.made.get("onnx")
+    if made is not None:
+        return onnx.load(made), {"float_model": f"{made.name} of this bundle"}
+    proto, details = convert_to_onnx(model, options)
+    return proto, {"float_model": "converted for this file", **details}
 
 
 def export_onnx_int8(model: Any, path: Path, options: ExportOptions) -> ExportRecord:
@@ -104,15 +142,17 @@ def export_onnx_int8(model: Any, path: Path, options: ExportOptions) -> ExportRe
         import onnxruntime.quantization  # noqa: F401
     except ImportError as exc:
         raise FormatSkipped("onnxruntime is not installed; install it with: pip install 'edgeship[onnx]'") from exc
-    proto, details = convert_to_onnx(model, options)
+    proto, details = float_onnx(model, options)
     quantized, quantization = quantize_onnx(proto, options)
     atomic_write_bytes(path, quantized.SerializeToString())
     details.update(quantization)
     return ExportRecord(path, details)
 
 
-def compact_graph(graph: Any) -> None:
+def compact_graph(graph: Any) -> dict[str, str]:
     """Rename every tensor but the graph's inputs and outputs to t0, t1, ..., number the nodes n0, n1, ... and drop value_info.
+
+    Returns the new name of every renamed tensor, by its old name.
 
     Names are only links inside the graph and value_info only records shapes ONNX Runtime infers
     again when it loads the file, so nothing the runtime sees changes. A graph with subgraphs
@@ -120,7 +160,7 @@ def compact_graph(graph: Any) -> None:
     """
     del graph.value_info[:]
     if any(attribute.g.node or attribute.graphs for node in graph.node for attribute in node.attribute):
-        return
+        return {}
     kept = {value.name for value in (*graph.input, *graph.output)}
     short: dict[str, str] = {}
 
@@ -137,3 +177,4 @@ def compact_graph(graph: Any) -> None:
             names.extend(renamed)
     for initializer in graph.initializer:
         initializer.name = rename(initializer.name)
+    return short

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 from edgeship.export.base import ExportOptions, ExportRecord, check_format_options
 from edgeship.native import native_output_to_log
+from edgeship.errors import MissingDependencyError, UsageError
 from edgeship.files import atomic_write_bytes
 
 
@@ -90,6 +92,31 @@ def export_tflite_dynamic(model: Any, path: Path, options: ExportOptions) -> Exp
     return ExportRecord(path, {"converter": "TFLiteConverter.from_saved_model", "weights": "int8, per-tensor for dense layers"})
 
 
+def _int8_configure(options: ExportOptions, stage: str, per_channel: bool = True) -> Callable[[Any], None]:
+    """Full-integer settings: Optimize.DEFAULT, the calibration images as representative dataset, int8 builtins, the I/O type."""
+    import tensorflow as tf
+
+    check_format_options(options.opset, options.int8_io)
+    io_type = tf.uint8 if options.int8_io == "uint8" else tf.int8
+    inputs = options.calibration_inputs()
+
+    def representative_dataset() -> Any:
+        total = len(inputs)
+        for index in range(total):
+            options.report(stage, index + 1, total)
+            yield [inputs[index : index + 1]]
+
+    def configure(converter: Any) -> None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = io_type
+        converter.inference_output_type = io_type
+        converter._experimental_disable_per_channel = not per_channel
+
+    return configure
+
+
 def convert_int8(model: Any, options: ExportOptions, batch_size: int | None = None, per_channel: bool = True) -> bytes:
     """Full-integer int8: weights and activations int8, calibrated on real training images; int8 or uint8 I/O.
 
@@ -105,39 +132,104 @@ def convert_int8(model: Any, options: ExportOptions, batch_size: int | None = No
     on the bias, 24 bytes a channel. A 3x3 depthwise channel has 9 bytes of weights, so in
     MobileNetV2-0.35 these parameters are 170 KB, 10% of the fp32 file, and the int8 file stays
     near 39% of fp32 (per-tensor: 29%).
+
+    With `options.float_layers` the ops producing those tensors stay in float (selective quantization).
+    """
+    if options.float_layers:
+        return _convert_int8_keeping_float(model, options, batch_size)
+    return convert(model, options, _int8_configure(options, "calibrating tflite-int8", per_channel), batch_size=batch_size)
+
+
+def quantization_debugger(
+    model: Any, options: ExportOptions, float_layers: tuple[str, ...] = (), debug_dataset: Any = None, metrics: Any = None,
+    stage: str = "calibrating tflite-int8",
+) -> Any:
+    """LiteRT's QuantizationDebugger on the model converted as tflite-int8 is, with `float_layers` denylisted.
+
+    The debugger is TensorFlow's public way to keep chosen ops in float ("selective quantization",
+    `QuantizationDebugOptions.denylisted_nodes`, naming ops by their output tensors) and to measure
+    each quantized op against its float twin (`layer_direct_compare_metrics`).
     """
     import tensorflow as tf
 
-    check_format_options(options.opset, options.int8_io)
+    with tempfile.TemporaryDirectory(prefix="edgeship-savedmodel-") as folder:
+        write_saved_model(model, Path(folder), options.input_shape)
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        _int8_configure(options, stage)(converter)
+        debug_options = tf.lite.experimental.QuantizationDebugOptions(
+            layer_direct_compare_metrics=metrics, denylisted_nodes=list(float_layers) or None
+        )
+        with native_output_to_log("the TFLite quantization debugger"), warnings.catch_warnings():
+            # The debugger runs its models in tf.lite.Interpreter, whose deprecation notice is TensorFlow's business.
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter, debug_dataset=debug_dataset, debug_options=debug_options
+            )
+    return debugger
+
+
+def _convert_int8_keeping_float(model: Any, options: ExportOptions, batch_size: int | None) -> bytes:
+    """Selective quantization through the debugger, then the I/O type set as the converter itself sets it."""
+    import tensorflow as tf
+
+    if batch_size is not None:
+        raise UsageError("layers kept in float are only for tflite-int8 files with a dynamic batch")
+    try:
+        from tensorflow.lite.python.util import modify_model_io_type
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "tensorflow.lite.python.util.modify_model_io_type (what TFLiteConverter uses to set int8 I/O) is gone from "
+            "this TensorFlow; install tensorflow 2.21, the version edgeship is tested with"
+        ) from exc
     io_type = tf.uint8 if options.int8_io == "uint8" else tf.int8
-    inputs = options.calibration_inputs()
-
-    def representative_dataset() -> Any:
-        total = len(inputs)
-        for index in range(total):
-            options.report("calibrating tflite-int8", index + 1, total)
-            yield [inputs[index : index + 1]]
-
-    def configure(converter: Any) -> None:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative_dataset
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = io_type
-        converter.inference_output_type = io_type
-        converter._experimental_disable_per_channel = not per_channel
-
-    return convert(model, options, configure, batch_size=batch_size)
+    debugger = quantization_debugger(model, options, options.float_layers)
+    with native_output_to_log("the TFLite quantizer"):
+        content = debugger.get_nondebug_quantized_model()
+    return modify_model_io_type(content, io_type, io_type)
 
 
 def export_tflite_int8(model: Any, path: Path, options: ExportOptions) -> ExportRecord:
     """Full-integer int8 TFLite (the Edge TPU's input and the smallest file), calibrated on real images."""
     atomic_write_bytes(path, convert_int8(model, options))
+    details: dict[str, Any] = {
+        "converter": "TFLiteConverter.from_saved_model",
+        "io_type": options.int8_io,
+        "weights": "int8, per-channel",
+        "calibration": {**options.calibration, "method": "TFLite min/max over the representative dataset"},
+    }
+    if options.float_layers:
+        details["float_layers"] = list(options.float_layers)
+        details["quantizer"] = "QuantizationDebugger selective quantization (denylisted_nodes)"
+    return ExportRecord(path, details)
+
+
+def export_tflite_int16x8(model: Any, path: Path, options: ExportOptions) -> ExportRecord:
+    """16-bit activations, 8-bit weights: finer activation steps than int8 at int8's weight size; float I/O.
+
+    The converter's EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8 mode. XNNPACK does not
+    run these ops, so they take LiteRT's reference kernels (see the bench for what that costs).
+    """
+    import tensorflow as tf
+
+    inputs = options.calibration_inputs()
+
+    def representative_dataset() -> Any:
+        for index in range(len(inputs)):
+            options.report("calibrating tflite-int16x8", index + 1, len(inputs))
+            yield [inputs[index : index + 1]]
+
+    def configure(converter: Any) -> None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+
+    atomic_write_bytes(path, convert(model, options, configure))
     return ExportRecord(
         path,
         {
             "converter": "TFLiteConverter.from_saved_model",
-            "io_type": options.int8_io,
-            "weights": "int8, per-channel",
+            "ops": "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",
+            "io_type": "float32",
             "calibration": {**options.calibration, "method": "TFLite min/max over the representative dataset"},
         },
     )

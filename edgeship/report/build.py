@@ -22,6 +22,8 @@ from edgeship.runtime.tables import cell, markdown_table
 
 
 SAMPLE_ARTIFACTS = ("tflite-int8", "onnx")
+FLIPPED_SHOWN = 18
+"""Flipped pictures drawn per artifact (the verify JSON lists up to a hundred)."""
 
 
 def _read_json(path: Path, what: str, required: bool = True) -> Any:
@@ -108,6 +110,15 @@ def build_report(run: str | Path, merge: list[str | Path] | None = None, bundle:
             title="single-image latency per artifact, backend and threads",
         )
         written["latency"] = figures / "latency.png"
+    rescued = {
+        artifact.name: artifact.details["rescue"]["steps"]
+        for artifact in manifest.artifacts
+        if isinstance(artifact.details.get("rescue"), dict) and artifact.details["rescue"].get("steps")
+    }
+    if rescued:
+        plots.plot_rescue_steps(rescued, figures / "rescue_steps.png", verify["reference_accuracy"])
+        written["rescue_steps"] = figures / "rescue_steps.png"
+    flipped_notes = _flipped_grids(verify, figures, written)
     sample = _sample_prediction(bundle, manifest)
     if sample:
         plots.plot_image_and_probabilities(sample["image"], sample["rows"], manifest.labels, figures / "sample_prediction.png", sample["true_label"])
@@ -122,12 +133,39 @@ def build_report(run: str | Path, merge: list[str | Path] | None = None, bundle:
         "bench": rows,
         "machines": machines,
         "figures": {name: str(path.relative_to(run)) for name, path in written.items()},
+        "notes": flipped_notes,
     }
     recommendations = recommend(run, merge=merge, bundle=bundle)
     payload["recommendation"] = [rec.to_dict() for rec in recommendations]
     written["json"] = atomic_write_json(run / "report.json", payload)
     written["markdown"] = atomic_write_text(run / "report.md", render_markdown(payload, format_recommendations(recommendations)))
     return written
+
+
+def _flipped_grids(verify: dict[str, Any], figures: Path, written: dict[str, Path]) -> list[str]:
+    """One grid a artifact of the test pictures it labels differently from Keras; notes say what could not be drawn."""
+    from edgeship import plots
+    from edgeship.errors import EdgeshipError
+
+    rows = [row for row in verify["rows"] if row.get("flipped")]
+    if not rows:
+        return []
+    from edgeship.data import load_dataset
+
+    try:
+        images = load_dataset(verify["dataset"]).x_test
+    except EdgeshipError as exc:
+        return [f"the flipped pictures are not drawn: {exc}"]
+    for row in rows:
+        shown = row["flipped"][:FLIPPED_SHOWN]
+        key = f"flipped_{row['artifact']}"
+        path = figures / f"flipped_{row['artifact'].replace('-', '_')}.png"
+        plots.plot_flipped_pictures(
+            images[[flip["index"] for flip in shown]], shown, path,
+            f"{row['artifact']}: {row.get('flipped_total', len(row['flipped']))} test pictures labelled differently from Keras",
+        )
+        written[key] = path
+    return []
 
 
 def _row_label(row: dict[str, Any]) -> str:
@@ -157,6 +195,55 @@ def _sample_prediction(bundle: Path, manifest: Any) -> dict[str, Any] | None:
         with Classifier.load(bundle, artifact=name) as classifier:
             rows.append((name, classifier.predict_proba(image)[0]))
     return {"image": image[0], "rows": rows, "true_label": manifest.labels[int(golden["labels"][index])]}
+
+
+def _rescue_section(payload: dict[str, Any]) -> list[str]:
+    """The int8 rescue: every step of every rescued artifact, and the accuracy-vs-layers-in-float chart."""
+    rows = []
+    for artifact in payload["artifacts"]:
+        rescue = artifact["details"].get("rescue")
+        if not isinstance(rescue, dict) or not rescue.get("steps"):
+            continue
+        for step in rescue["steps"]:
+            rows.append((
+                artifact["name"], step["step"] + (" (kept)" if step["step"] == rescue["chosen"] else ""),
+                "yes" if step["equalized"] else "no", len(step["float_layers"]), cell(step["accuracy"], ".4f"),
+                cell(step["accuracy_delta_pp"], "+.2f"), cell(step["agreement"], ".2%"), cell(step["bytes"] / 1024, ".1f"),
+                cell(step["latency_ms"], ".3f"), "✅" if step["within_budget"] else "❌",
+            ))
+    if not rows:
+        return []
+    budget = next(a["details"]["rescue"]["budget"] for a in payload["artifacts"] if isinstance(a["details"].get("rescue"), dict) and "budget" in a["details"]["rescue"])
+    lines = [
+        "## int8 rescue",
+        "",
+        f"Quantized files that missed their budget ({budget['min_agreement']:.0%} agreement, at most "
+        f"{budget['max_accuracy_drop_pp']} pp accuracy lost) were exported again from the equalized model, then with "
+        "their worst layers kept in float. Latency: single image, median, measured during export.",
+        "",
+        markdown_table(
+            ("artifact", "step", "equalized", "layers in float", "accuracy", "Δ acc (pp)", "agreement", "size (KiB)",
+             "latency (ms)", "within budget"),
+            rows,
+        ),
+        "",
+    ]
+    if "rescue_steps" in payload["figures"]:
+        lines += [f"![accuracy vs layers kept in float]({payload['figures']['rescue_steps']})", ""]
+    return lines
+
+
+def _flipped_section(payload: dict[str, Any]) -> list[str]:
+    """The pictures each artifact labels differently from Keras, as grids."""
+    grids = [(key.removeprefix("flipped_"), path) for key, path in payload["figures"].items() if key.startswith("flipped_")]
+    if not grids and not payload.get("notes"):
+        return []
+    lines = ["## Pictures labelled differently from Keras", ""]
+    for note in payload.get("notes", []):
+        lines += [f"Note: {note}.", ""]
+    for artifact, path in grids:
+        lines += [f"![{artifact} flipped pictures]({path})", ""]
+    return lines
 
 
 def render_markdown(payload: dict[str, Any], recommendation: str | None = None) -> str:
@@ -204,6 +291,8 @@ def render_markdown(payload: dict[str, Any], recommendation: str | None = None) 
     for key, alt in (("accuracy_vs_size", "accuracy vs size"), ("confusion", "confusion matrix of tflite-int8")):
         if key in figures:
             lines += [f"![{alt}]({figures[key]})", ""]
+    lines += _rescue_section(payload)
+    lines += _flipped_section(payload)
     if payload["bench"]:
         lines += [
             "## Latency",

@@ -21,7 +21,7 @@ from edgeship.runtime.status import FAIL
 
 PREFERENCE = (
     "tflite-int8", "tflite-fp32", "onnx", "tflite-dynamic", "tflite-fp16", "onnx-int8", "tflite-int8-uint8io",
-    "onnx-ort", "onnx-ort-int8", "edgetpu",
+    "onnx-ort", "onnx-ort-int8", "tflite-int16x8", "edgetpu",
 )
 """Default artifact order: the fastest faithful file first."""
 

@@ -26,6 +26,7 @@ DEFAULT_GATES: dict[str, Gate] = {
     "fp16": Gate(min_agreement=0.995),
     "dynamic-int8": Gate(min_agreement=0.99, max_accuracy_drop_pp=0.5),
     "int8": Gate(min_agreement=0.99, max_accuracy_drop_pp=0.5),
+    "int16x8": Gate(min_agreement=0.99, max_accuracy_drop_pp=0.5),
 }
 
 

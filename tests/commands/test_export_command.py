@@ -51,7 +51,8 @@ def test_unknown_format_is_one_line_listing_the_valid_ones(mlp_run, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "edgeship: error: unknown format 'coreml'; valid formats: "
-        "tflite-fp32, tflite-fp16, tflite-dynamic, tflite-int8, tflite-int8-uint8io, onnx, onnx-int8, onnx-ort, onnx-ort-int8, edgetpu"
+        "tflite-fp32, tflite-fp16, tflite-dynamic, tflite-int8, tflite-int8-uint8io, tflite-int16x8, onnx, onnx-int8, "
+        "onnx-ort, onnx-ort-int8, edgetpu"
     ]
     assert not (tmp_path / "b").exists()
 

@@ -131,3 +131,4 @@ def read_golden():
 def scale_as_manifest():
     """(raw images, manifest) -> float model inputs scaled as the manifest says."""
     return _scaled
+

@@ -94,7 +94,7 @@ def rgb_bundle(tmp_path_factory):
     from PIL import Image
 
     from edgeship.data import Dataset
-    from edgeship.export import export_bundle
+    from edgeship.export import RescuePolicy, export_bundle
 
     folder = tmp_path_factory.mktemp("rgb")
     rng = np.random.default_rng(0)
@@ -111,7 +111,8 @@ def rgb_bundle(tmp_path_factory):
     model.save(folder / "mobilenetv2.keras")
     dataset = Dataset("shapes", x_train, y_train, x_test, y_test, class_names=list(SHAPES))
     result = export_bundle(folder / "mobilenetv2.keras", folder / "bundle", dataset=dataset,
-                           formats="tflite-fp32,tflite-int8,tflite-int8-uint8io", calibration_images=200)
+                           formats="tflite-fp32,tflite-int8,tflite-int8-uint8io", calibration_images=200,
+                           rescue=RescuePolicy(enabled=False))
     pictures = []
     for index, image in enumerate(x_test):
         pictures.append(str(folder / f"picture{index:03d}.png"))

@@ -197,3 +197,63 @@ def test_ops_tf2onnx_could_not_convert_are_refused():
     )
     with pytest.raises(ExportError, match="could not convert these ops: ImageProjectiveTransformV3"):
         refuse_unconverted_ops(helper.make_model(graph))
+
+
+def test_onnx_int8_quantizes_the_bundles_own_model_onnx(mlp_bundle):
+    """Both ONNX files come from one graph: every weight of model_int8.onnx dequantizes to the weight of model.onnx it replaced."""
+    details = mlp_bundle.manifest.artifact("onnx-int8").details
+    assert details["float_model"] == "model.onnx of this bundle"
+    float_weights = {
+        init.name: onnx.numpy_helper.to_array(init) for init in onnx.load(mlp_bundle.bundle / "model.onnx").graph.initializer
+    }
+    quantized = onnx.load(mlp_bundle.bundle / "model_int8.onnx")
+    initializers = {init.name: onnx.numpy_helper.to_array(init) for init in quantized.graph.initializer}
+    matched = 0
+    for node in quantized.graph.node:
+        if node.op_type != "DequantizeLinear" or node.input[0] not in initializers:
+            continue
+        name = node.input[0].removesuffix("_quantized")
+        if name not in float_weights or float_weights[name].ndim < 2:
+            continue
+        scale = initializers[node.input[1]]
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        shape = [1] * float_weights[name].ndim
+        shape[axis] = -1
+        dequantized = initializers[node.input[0]].astype(np.float32) * scale.reshape(shape)
+        np.testing.assert_allclose(dequantized, float_weights[name], atol=float(scale.max()) / 2 + 1e-7)
+        matched += 1
+    assert matched == 2
+
+
+def test_onnx_int8_alone_converts_its_own_float_model(mlp_run, tmp_path):
+    from edgeship.export import export_bundle
+
+    result = export_bundle(mlp_run.model_path, tmp_path / "bundle", formats="onnx-int8", say=lambda line: None)
+    artifact = result.manifest.artifact("onnx-int8")
+    assert artifact.status == "pass" and artifact.details["float_model"].startswith("converted for this file")
+    assert artifact.details["converter"] == "tf2onnx.convert.from_function"
+    assert not (tmp_path / "bundle" / "model.onnx").exists()
+
+
+def test_a_format_made_from_another_comes_after_it():
+    from edgeship.export.registry import in_making_order
+
+    assert in_making_order(["onnx-int8", "tflite-fp32", "onnx"]) == ["onnx", "onnx-int8", "tflite-fp32"]
+    assert in_making_order(["onnx-int8"]) == ["onnx-int8"]
+
+
+def test_the_onnx_calibration_method_and_image_count_are_options_and_recorded(mlp_run, sample_dataset, tmp_path):
+    from edgeship.errors import UsageError
+    from edgeship.export import export_bundle
+
+    result = export_bundle(
+        mlp_run.model_path, tmp_path / "bundle", formats="onnx-int8", dataset=sample_dataset,
+        onnx_calibration="Percentile", calibration_images=100, say=lambda line: None,
+    )
+    artifact = result.manifest.artifact("onnx-int8")
+    assert artifact.status == "pass" and artifact.parity["agreement"] >= 0.99
+    assert artifact.details["calibration"]["method"] == "Percentile" and artifact.details["calibration"]["images"] == 100
+    assert result.manifest.dataset["calibration"]["images"] == 100
+    with pytest.raises(UsageError, match="--onnx-calibration must be one of MinMax, Entropy, Percentile, got 'KL'"):
+        export_bundle(mlp_run.model_path, tmp_path / "other", formats="onnx-int8", dataset=sample_dataset, onnx_calibration="KL")
+    assert not (tmp_path / "other").exists()

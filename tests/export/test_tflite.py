@@ -132,3 +132,18 @@ def test_int8_weights_are_per_channel_unless_asked_per_tensor(mlp_run, sample_da
     assert weight_scales(record.path) == [128, 10]
     assert weight_scales(per_tensor) == [1, 1]
     assert per_tensor.stat().st_size < record.path.stat().st_size
+
+
+def test_int16x8_has_16_bit_activations_8_bit_weights_and_float_io(any_bundle, read_golden, scale_as_manifest):
+    artifact, fp32 = any_bundle.manifest.artifact("tflite-int16x8"), any_bundle.manifest.artifact("tflite-fp32")
+    assert artifact.status == "pass" and artifact.precision == "int16x8"
+    assert artifact.parity["agreement"] >= 0.99 and abs(artifact.parity["accuracy_delta_pp"]) <= 0.5
+    assert artifact.bytes <= 0.35 * fp32.bytes
+    assert artifact.details["ops"] == "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8"
+    interpreter = Interpreter(model_path=str(any_bundle.bundle / artifact.file))
+    dtypes = [detail["dtype"] for detail in interpreter.get_tensor_details()]
+    assert np.int16 in dtypes and np.int8 in dtypes
+    golden = read_golden(any_bundle.bundle)
+    outputs, input_details, _ = run_tflite(any_bundle.bundle / artifact.file, scale_as_manifest(golden["images"], any_bundle.manifest))
+    assert input_details["dtype"] == np.float32
+    assert (outputs.argmax(1) == golden["probabilities"].argmax(1)).mean() >= 0.98

@@ -16,7 +16,9 @@ from edgeship.report import build_report
 def test_every_figure_is_a_real_png_of_a_readable_size(pipeline_run):
     _, out = pipeline_run
     report = json.loads((out / "report.json").read_text())
-    assert set(report["figures"]) == {"curves", "accuracy_vs_size", "confusion", "latency", "sample_prediction"}
+    base = {"curves", "accuracy_vs_size", "confusion", "latency", "sample_prediction"}
+    assert base <= set(report["figures"])
+    assert all(name.startswith("flipped_") for name in set(report["figures"]) - base)
     for relative in report["figures"].values():
         with Image.open(out / relative) as image:
             assert image.format == "PNG" and image.width >= 400 and image.height >= 250
@@ -62,3 +64,51 @@ def test_a_merge_file_that_is_not_a_bench_is_refused(pipeline_run, tmp_path):
 def test_a_folder_without_a_run_is_refused(tmp_path):
     with pytest.raises(UsageError, match="is not a run folder"):
         build_report(tmp_path / "missing")
+
+
+def _run_folder(tmp_path, bundle, dataset, name):
+    """A run folder of a bundle, its verify.json and a short bench.json (no training files)."""
+    from edgeship.bench import bench_bundle
+    from edgeship.parity import verify_bundle
+    from edgeship.runtime.bench import bench_payload
+    from edgeship.runtime.options import BenchOptions, ModelOptions
+
+    run = tmp_path / name
+    shutil.copytree(bundle, run / "bundle")
+    report = verify_bundle(run / "bundle", dataset, max_images=300, model_path=_source(bundle), progress=lambda line: None)
+    (run / "verify.json").write_text(json.dumps(report.to_dict()))
+    rows = bench_bundle(ModelOptions(run / "bundle", threads=[1]), BenchOptions([1], 0.05), keras=False, progress=lambda line: None)
+    (run / "bench.json").write_text(json.dumps(bench_payload(rows)))
+    return run
+
+
+def _source(bundle):
+    from edgeship.manifest import load_manifest
+    from edgeship.parity import source_model_path
+
+    return source_model_path(bundle, load_manifest(bundle))
+
+
+def test_the_rescue_is_drawn_as_accuracy_against_layers_in_float(outlier_fallback_bundle, sample_dataset, tmp_path):
+    run = _run_folder(tmp_path, outlier_fallback_bundle.bundle, sample_dataset, "rescued")
+    written = build_report(run)
+    with Image.open(written["rescue_steps"]) as image:
+        assert image.format == "PNG" and image.width >= 400
+    markdown = (run / "report.md").read_text()
+    assert "## int8 rescue" in markdown and "![accuracy vs layers kept in float](figures/rescue_steps.png)" in markdown
+    steps = outlier_fallback_bundle.manifest.artifact("onnx-int8").details["rescue"]["steps"]
+    last = steps[-1]
+    assert f"| onnx-int8 | {last['step']} (kept) | no | {len(last['float_layers'])} | {last['accuracy']:.4f} |" in markdown
+    assert "| onnx-int8 | plain | no | 0 |" in markdown
+
+
+def test_flipped_pictures_are_drawn_as_a_grid(outlier_plain_bundle, sample_dataset, tmp_path):
+    run = _run_folder(tmp_path, outlier_plain_bundle.bundle, sample_dataset, "plain")
+    written = build_report(run)
+    assert {"flipped_tflite-int8", "flipped_onnx-int8"} <= set(written)
+    assert not any(name.startswith("flipped_tflite-fp32") for name in written)
+    with Image.open(written["flipped_tflite-int8"]) as image:
+        assert image.format == "PNG" and image.height >= 300
+    markdown = (run / "report.md").read_text()
+    assert "## Pictures labelled differently from Keras" in markdown
+    assert "![tflite-int8 flipped pictures](figures/flipped_tflite_int8.png)" in markdown

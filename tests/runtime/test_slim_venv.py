@@ -155,7 +155,10 @@ def test_predictions_match_the_full_stack(slim_python, bundle_path, test_images,
         predictions = json.loads(done.stdout)["predictions"]
         with Classifier.load(bundle_path, artifact=artifact.name) as classifier:
             expected = classifier.predict_proba(images)
-        np.testing.assert_allclose(np.array([p["probabilities"] for p in predictions]), expected, atol=1e-6,
+        # int16x8 runs on LiteRT's reference kernels, whose int16 arithmetic changed after tflite-runtime 2.14:
+        # there the outputs differ by a few steps of the int16 softmax output (1/16384 each), never in top-1.
+        tolerance = 3 / 16384 if artifact.precision == "int16x8" else 1e-6
+        np.testing.assert_allclose(np.array([p["probabilities"] for p in predictions]), expected, atol=tolerance,
                                    err_msg=f"{artifact.name} in the {extra} venv")
         assert [p["index"] for p in predictions] == expected.argmax(axis=1).tolist()
     expected_names = {"onnx": {"onnx", "onnx-int8"}}.get(extra, {"tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8"})
