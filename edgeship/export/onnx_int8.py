@@ -20,13 +20,9 @@ parity (`benchmarks/int8_speed.py` times the alternatives side by side):
   when it loads the file (its WeightBiasQuantization pass), so the kernels are the same; the file
   no longer carries a per-channel scale and an int32 zero point beside each int32 bias. Older
   ONNX Runtime runs such convolutions in float, hence the `onnx` extra's floor of 1.21.
-- short tensor names. The quantizer names each tensor it adds after the float tensor it quantizes,
-  so TensorFlow's long scoped names appear up to six times: in MobileNetV2-0.35, 8% of the float
-  file's size. The float model keeps its names; the shapes in value_info go too (ONNX Runtime
-  infers them again at load). The manifest keeps the original name of each quantized activation
-  (`activation_names`), so verify can still say which layer strays.
-
-Together these take MobileNetV2-0.35 96x96 from 41% to 29% of the fp32 file.
+Tensor names are kept as the quantizer writes them, so the layer tracer and the float fallback can
+match every quantized tensor to the float model's (shortening them saved another 8% of MobileNetV2's
+file, not worth a debugger that can no longer name a layer).
 """
 
 from __future__ import annotations
@@ -56,8 +52,6 @@ def quantize_onnx(proto: Any, options: ExportOptions) -> tuple[Any, dict[str, An
     with tempfile.TemporaryDirectory(prefix="edgeship-onnx-int8-") as folder:
         prepared_path = prepare(proto, Path(folder))
         quantized = quantize_prepared(prepared_path, Path(folder) / "int8.onnx", options)
-    activations = {node.input[0] for node in quantized.graph.node if node.op_type == "QuantizeLinear"}
-    renamed = compact_graph(quantized.graph)
     add_metadata(quantized, options)
     onnx.checker.check_model(quantized, full_check=True)
     details: dict[str, Any] = {
@@ -68,8 +62,6 @@ def quantize_onnx(proto: Any, options: ExportOptions) -> tuple[Any, dict[str, An
         "activation_type": ACTIVATION_TYPE,
         "weight_type": WEIGHT_TYPE,
         "bias": "float32 (ONNX Runtime >= 1.21 makes it int32 when it loads the file)",
-        "graph": "tensor names shortened, value_info dropped",
-        "activation_names": {renamed[name]: name for name in sorted(activations) if name in renamed},
         "calibration": {**options.calibration, "method": options.onnx_calibration},
     }
     if options.float_layers:
@@ -147,34 +139,3 @@ def export_onnx_int8(model: Any, path: Path, options: ExportOptions) -> ExportRe
     atomic_write_bytes(path, quantized.SerializeToString())
     details.update(quantization)
     return ExportRecord(path, details)
-
-
-def compact_graph(graph: Any) -> dict[str, str]:
-    """Rename every tensor but the graph's inputs and outputs to t0, t1, ..., number the nodes n0, n1, ... and drop value_info.
-
-    Returns the new name of every renamed tensor, by its old name.
-
-    Names are only links inside the graph and value_info only records shapes ONNX Runtime infers
-    again when it loads the file, so nothing the runtime sees changes. A graph with subgraphs
-    (If, Loop) keeps its names: their bodies may refer to outer ones.
-    """
-    del graph.value_info[:]
-    if any(attribute.g.node or attribute.graphs for node in graph.node for attribute in node.attribute):
-        return {}
-    kept = {value.name for value in (*graph.input, *graph.output)}
-    short: dict[str, str] = {}
-
-    def rename(name: str) -> str:
-        if not name or name in kept:
-            return name
-        return short.setdefault(name, f"t{len(short)}")
-
-    for index, node in enumerate(graph.node):
-        node.name = f"n{index}"
-        for names in (node.input, node.output):
-            renamed = [rename(name) for name in names]
-            del names[:]
-            names.extend(renamed)
-    for initializer in graph.initializer:
-        initializer.name = rename(initializer.name)
-    return short

@@ -53,7 +53,8 @@ def test_float_fallback_alone_brings_it_back_with_the_layers_listed(outlier_fall
         rescue = artifact.details["rescue"]
         assert rescue["equalization"] == {"used": False, "reason": "turned off"}
         assert rescue["chosen"].startswith("fallback") and rescue["fallback"]["stopped"] == "within budget"
-        assert 2 <= len(rescue["float_layers"]) <= 3
+        # uint8 activations (ONNX Runtime's fast x86 kernels) need the whole outlier path in float: up to 4 layers.
+        assert 2 <= len(rescue["float_layers"]) <= 4
         assert artifact.details["float_layers"] == rescue["float_layers"]
         last = rescue["steps"][-1]
         assert last["within_budget"] and last["float_layers"] == rescue["float_layers"] and last["signal_lost"] >= 0.9
