@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/litert_compiled.py --out artifacts/bench --mlp artifacts/bench/mlp/bundle --cnn artifacts/bench/cnn/bundle
 	$(BIN)/python benchmarks/litert_crosscheck.py --out artifacts/bench --mlp artifacts/bench/mlp/bundle
 	$(BIN)/python benchmarks/preprocess_jpeg.py
+	$(BIN)/python benchmarks/int8_rescue.py --out artifacts/bench/rescue
 
 clean:
 	rm -rf $(VENV) artifacts/*/ .pytest_cache

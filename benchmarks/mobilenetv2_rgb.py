@@ -1,8 +1,9 @@
 """MobileNetV2 (alpha 0.35, 96x96 RGB, 10 classes) as fp32 and int8 .tflite files, made here for the LiteRT benchmarks.
 
-edgeship's export takes the grayscale digit datasets only, so the files come straight from the
-TFLite converter: keras.applications.MobileNetV2(weights=None) (no pretrained weights can be
-downloaded). Untrained, its batch-norm statistics (mean 0, variance 1) let the activations die out
+The files come straight from the TFLite converter, without training, so the LiteRT benchmarks get
+a realistic MobileNetV2 graph in seconds (edgeship's own flow, `edgeship pipeline --model
+mobilenetv2`, trains one first: benchmarks/int8_rescue.py measures that):
+keras.applications.MobileNetV2(weights=None) (no pretrained weights can be downloaded). Untrained, its batch-norm statistics (mean 0, variance 1) let the activations die out
 over 17 blocks and every image gets exactly 1/10 for every class, which makes parity meaningless;
 so the statistics are set from one batch of 64 real images (momentum 0, one call in training mode),
 and the classifier head is scaled x5 so that top-1 is decisive (median top probability 0.62, top-1

@@ -14,26 +14,16 @@ import json
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from edgeship.devices.targets import facts
 from edgeship.errors import UsageError
 from edgeship.runtime.bundle import Bundle
 
 NO_RUNTIME = "no runtime"
 UNKNOWN = "unknown"
 ANALYZER_TIMEOUT_S = 300
-
-
-def facts() -> dict[str, Any]:
-    """targets.toml (shipped inside the package)."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    text = resources.files("edgeship").joinpath("devices/targets.toml").read_text(encoding="utf-8")
-    return tomllib.loads(text)
 
 
 def target_names() -> list[str]:

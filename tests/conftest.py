@@ -8,6 +8,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest
 
+from tools.shapes import write_shapes_folder
+
 
 @pytest.fixture(scope="session")
 def sample_dataset():
@@ -73,43 +75,6 @@ def pipeline_run(tmp_path_factory):
     return result, out
 
 
-SHAPES = ("circle", "square", "triangle")
-SHAPE_TINTS = {"circle": (220, 60, 60), "square": (60, 200, 60), "triangle": (60, 60, 220)}
-
-
-def write_shapes_folder(folder, per_class: int = 12, seed: int = 0, sizes=((60, 80), (120, 90), (200, 150), (480, 640))):
-    """An image folder DIR/<shape>/*.{png,jpg} of coloured shapes that tests make with Pillow: several sizes, JPEG and PNG.
-
-    Each class has its own tint (jittered) as well as its shape, so a small model learns it in a few epochs.
-    """
-    from pathlib import Path
-
-    import numpy as np
-    from PIL import Image, ImageDraw
-
-    folder = Path(folder)
-    rng = np.random.default_rng(seed)
-    for shape in SHAPES:
-        (folder / shape).mkdir(parents=True, exist_ok=True)
-        for index in range(per_class):
-            height, width = sizes[int(rng.integers(len(sizes)))]
-            background = tuple(int(v) for v in rng.integers(0, 90, 3))
-            fill = tuple(int(np.clip(c + rng.integers(-30, 31), 0, 255)) for c in SHAPE_TINTS[shape])
-            picture = Image.new("RGB", (width, height), background)
-            draw = ImageDraw.Draw(picture)
-            radius = min(width, height) * rng.uniform(0.25, 0.4)
-            x, y = width / 2 + rng.uniform(-0.08, 0.08) * width, height / 2 + rng.uniform(-0.08, 0.08) * height
-            if shape == "circle":
-                draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=fill)
-            elif shape == "square":
-                draw.rectangle([x - radius, y - radius, x + radius, y + radius], fill=fill)
-            else:
-                draw.polygon([(x, y - radius), (x - radius, y + radius), (x + radius, y + radius)], fill=fill)
-            suffix = "jpg" if index % 2 else "png"
-            picture.save(folder / shape / f"{shape}-{index:03d}.{suffix}", **({"quality": 92} if suffix == "jpg" else {}))
-    return folder
-
-
 @pytest.fixture(scope="session")
 def make_shapes_folder():
     """write_shapes_folder(folder, per_class, seed, sizes): an image folder of coloured shapes, made with Pillow."""
@@ -135,10 +100,6 @@ def bomb_png() -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
 
 
-OUTLIER_UNITS = (0, 1, 2, 3)
-OUTLIER_FACTOR = 3000.0
-
-
 @pytest.fixture(scope="session")
 def outlier_mlp_path(tmp_path_factory, mlp_run):
     """The seed MLP with 4 hidden units' incoming weights and bias x3000 and outgoing weights /3000.
@@ -146,23 +107,12 @@ def outlier_mlp_path(tmp_path_factory, mlp_run):
     ReLU is positively homogeneous, so the float model computes the same function, but the hidden
     layer's activation range now spans 3000x the other units': per-tensor int8 zeroes them out.
     """
-    import shutil
-
     import keras
 
-    model = keras.saving.load_model(mlp_run.model_path, compile=False)
-    hidden, head = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-    kernel, bias = hidden.get_weights()
-    kernel[:, OUTLIER_UNITS] *= OUTLIER_FACTOR
-    bias[list(OUTLIER_UNITS)] *= OUTLIER_FACTOR
-    hidden.set_weights([kernel, bias])
-    head_kernel, head_bias = head.get_weights()
-    head_kernel[list(OUTLIER_UNITS), :] /= OUTLIER_FACTOR
-    head.set_weights([head_kernel, head_bias])
-    folder = tmp_path_factory.mktemp("outlier-mlp")
-    model.save(folder / "model.keras")
-    shutil.copy(mlp_run.model_path.with_name("model.edgeship.json"), folder / "model.edgeship.json")
-    return folder / "model.keras"
+    from tools.outliers import outlier_mlp, save_with_card
+
+    model = outlier_mlp(keras.saving.load_model(mlp_run.model_path, compile=False))
+    return save_with_card(model, mlp_run.model_path, tmp_path_factory.mktemp("outlier-mlp"))
 
 
 OUTLIER_FORMATS = "tflite-fp32,tflite-int8,onnx,onnx-int8"

@@ -7,8 +7,7 @@ import pytest
 
 from edgeship.export.equalize import equalize, find_pairs
 from edgeship.files import sha256_file
-
-OUTLIER_FACTOR = 3000.0
+from tools.outliers import OUTLIER_FACTOR
 
 
 def _probabilities(model, images):
