@@ -149,7 +149,7 @@ def main() -> int:
     one_cpu, local_cpu = median(one_runs, 3) + median(one_runs, 2), median(local_runs, 3) + median(local_runs, 2)
     per_step = {step: (statistics.median(run[1][0].steps.seconds.get(step, 0) for run in one_runs),
                        statistics.median(run[1][0].steps.seconds.get(step, 0) for run in local_runs)) for step in STEPS}
-    fleet_steps = {step: statistics.median(r.steps.seconds.get(step, 0) for r in fleet_results) for step in STEPS}
+    fleet_steps = {step: round(statistics.median(r.steps.seconds.get(step, 0) for r in fleet_results), 3) for step in STEPS}
     fleet_cpu = fleet_mine + fleet_device
     floor = fleet_cpu / cores
     rows = [

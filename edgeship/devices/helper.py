@@ -19,9 +19,7 @@ import hashlib
 import json
 import os
 import platform
-import re
 import shutil
-import subprocess
 import sys
 
 UPLOAD_SUFFIX = ".upload"
@@ -83,6 +81,8 @@ def cpu_frequency():
 
 def throttled():
     """`vcgencmd get_throttled` on a Raspberry Pi: the raw value and what its bits say; None elsewhere."""
+    import re
+    import subprocess  # here, not at the top: importing it is half the helper's start, and only a Pi needs it
     tool = shutil.which("vcgencmd") or ("/usr/bin/vcgencmd" if os.path.exists("/usr/bin/vcgencmd") else None)
     if tool is None:
         return None
