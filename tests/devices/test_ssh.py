@@ -88,6 +88,7 @@ def test_run_two_devices_then_report_and_recommend(sshd, warm_venv, pipeline_run
     printed = capsys.readouterr().out
     recommendations = {rec["machine"].split(" ")[0]: rec for rec in json.loads((tmp_path / "rec.json").read_text())}
     assert recommendations["pi-a"]["choice"]["artifact"] == "onnx"
+    assert recommendations["pi-a"]["runner_up"] is None  # its end-to-end row is no second candidate
     assert recommendations["pi-a"]["python"] == f"Classifier.load({str(remote_bundle(tmp_path / 'a', run / 'bundle'))!r}, artifact='onnx', threads=1)"
     assert any("tflite-int8" in item["candidate"] and "cannot run here" in item["reason"] for item in recommendations["pi-a"]["excluded"])
     assert "Classifier.load(" in printed
