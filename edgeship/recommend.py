@@ -144,6 +144,8 @@ def recommend_machine(machine: Machine, parity: dict[str, dict[str, Any]], batch
     eligible: list[Candidate] = []
     skipped_seen = set()
     for row in machine.rows:
+        if row.get("input"):  # an end-to-end row (from a picture) times the same candidate with decoding added
+            continue
         status = LEGACY.get(row.get("status", PASS), row.get("status"))
         if status == FAIL and row.get("batch") == batch:
             result.excluded.append((_row_candidate(row).label, f"bench: {row.get('reason')}"))

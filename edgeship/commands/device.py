@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--threads", default="1", help="bench thread counts, comma-separated (default 1)")
     run.add_argument("--batch", default="1", help="bench batch sizes, comma-separated (default 1)")
     run.add_argument("--seconds", type=float, default=1.0, help="bench time per configuration (default 1)")
+    run.add_argument("--picture", type=Path, metavar="FILE.jpg",
+                     help="also time each artifact end to end from this picture on every device (copied there once): decode, "
+                          "resize as the bundle records, predict")
     run.add_argument("--edgeship-wheel", metavar="FILE", help="install this edgeship wheel instead of building one from the sources")
     run.set_defaults(action_handler=_run)
 
@@ -145,11 +148,14 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--seconds must be positive, got {args.seconds}")
     positive_list(args.threads, "--threads")
     positive_list(args.batch, "--batch")
+    if args.picture is not None and not args.picture.is_file():
+        raise UsageError(f"--picture {args.picture} is not a file; give a JPEG or PNG to time the end-to-end row on")
     devices = load_inventory(args.inventory)
     chosen = select(devices, [name.strip() for name in args.on.split(",") if name.strip()] if args.on else None, everything=args.all)
     options = _options(args)
     options.bench_options = ["--threads", args.threads, "--batch", args.batch, "--seconds", str(args.seconds)]
     options.edgeship_wheel = args.edgeship_wheel
+    options.picture = args.picture
     out = ensure_directory(args.out or default_out(bundle))
     results = run_devices(chosen, bundle, out, options)
     print(results_table(results))

@@ -2,8 +2,10 @@
 
 `python3 - COMMAND ARGS...` with this file as its input; it prints one JSON object. It needs nothing
 installed (not even edgeship), so it works before the runtime's venv exists, and it keeps the
-round trips few: one call gathers every fact `device check` shows, one stages a bundle version, one
-commits it. Written for any Python 3.7+ a device may have.
+round trips few: `arrive`, the first call of `device run`, gathers every fact `device check` shows
+(the venv's marker among them), stages the bundle version (switching to it at once when nothing is
+to copy) and says which other files (a picture to bench from) are missing, all in one; `commit`
+switches to a version after its files were copied. Written for any Python 3.7+ a device may have.
 
 A bundle lives on the device as `bundles/.NAME.DIGEST/` (one folder per content) with `bundles/NAME`
 a symlink to the current one. A new version is staged in `.NAME.DIGEST.partial/` (unchanged files
@@ -17,9 +19,7 @@ import hashlib
 import json
 import os
 import platform
-import re
 import shutil
-import subprocess
 import sys
 
 UPLOAD_SUFFIX = ".upload"
@@ -81,6 +81,8 @@ def cpu_frequency():
 
 def throttled():
     """`vcgencmd get_throttled` on a Raspberry Pi: the raw value and what its bits say; None elsewhere."""
+    import re
+    import subprocess  # here, not at the top: importing it is half the helper's start, and only a Pi needs it
     tool = shutil.which("vcgencmd") or ("/usr/bin/vcgencmd" if os.path.exists("/usr/bin/vcgencmd") else None)
     if tool is None:
         return None
@@ -232,6 +234,40 @@ def commit(bundles, name, digest, wanted):
     return {"committed": True, "path": current}
 
 
+def missing_files(wanted):
+    """Of {device path: sha256}, the paths not there with that content; their folders are made, ready for the upload."""
+    missing = []
+    for path, expected in sorted(wanted.items()):
+        if os.path.isfile(path) and sha256(path) == expected:
+            continue
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        missing.append(path)
+    return missing
+
+
+def os_error(exc):
+    return {"oserror": exc.errno, "strerror": exc.strerror, "filename": exc.filename}
+
+
+def arrive(workdir, venv, bundles, name, digest, wanted, others, stale):
+    """Facts, the bundle staged (committed when nothing is to copy), the other files missing and old results removed, in one call.
+
+    A failure to stage (a full disk) is returned beside the facts rather than raised, so the
+    orchestrator can name it at its copy step, after the facts it still needs.
+    """
+    answer = {"facts": facts(workdir, venv)}
+    try:
+        prepare([], stale)
+        staged = stage(bundles, name, digest, wanted)
+        if not staged["needed"]:
+            staged.update(commit(bundles, name, digest, wanted))
+        answer["stage"] = staged
+        answer["missing"] = missing_files(others)
+    except OSError as exc:
+        answer["stage"] = os_error(exc)
+    return answer
+
+
 def write(path, text):
     """Write a small text file atomically."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -258,6 +294,8 @@ def main(argv):
     command, arguments = argv[0], argv[1:]
     if command == "facts":
         result = facts(*arguments)
+    elif command == "arrive":
+        result = arrive(*arguments[:5], *(json.loads(argument) for argument in arguments[5:8]))
     elif command == "hashes":
         result = hashes(arguments[0])
     elif command == "stage":
@@ -280,5 +318,5 @@ if __name__ == "__main__":
     try:
         main(sys.argv[1:])
     except OSError as exc:
-        sys.stdout.write(json.dumps({"oserror": exc.errno, "strerror": exc.strerror, "filename": exc.filename}) + "\n")
+        sys.stdout.write(json.dumps(os_error(exc)) + "\n")
         sys.exit(3)

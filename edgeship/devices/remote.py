@@ -1,8 +1,14 @@
-"""The steps on one device, through its transport: facts, the runtime's venv, the bundle, selftest, bench, results.
+"""The steps on one device, through its transport: facts, the runtime's venv, the bundle, selftest and bench, results.
 
 Every step is a few shell commands built with shlex.quote, or one call of the device-side helper
 script (`helper.py`, run by the device's Python from stdin). Nothing needs root: the venv, the
 wheels, the bundles and the results live under the device's workdir (default ~/.edgeship).
+
+A run whose venv and bundle are already in place takes two commands on the device: the helper's
+`arrive` (facts, the venv's marker, the bundle staged and switched to, old results cleared) and
+the runtime's `bench --selftest-json` (self-test, then bench, in one Python process); both
+results come back over the SFTP session the connection already holds. Every command costs a login
+shell and a process start on the device, which on a small board is most of a short run.
 """
 
 from __future__ import annotations
@@ -70,6 +76,8 @@ class DeviceSession:
         self.workdir = device.workdir.rstrip("/") or "."
         self.venv = device.venv_path.rstrip("/")
         self.facts: dict[str, Any] = {}
+        self._arrival: tuple[str, str, dict[str, Any]] | None = None
+        self._missing: list[str] | None = None
 
     # -- plumbing -------------------------------------------------------------------------------
     def quote(self, path: str) -> str:
@@ -80,9 +88,13 @@ class DeviceSession:
         return self.transport.python_command(f"{self.venv}/bin/python")
 
     async def helper(self, *arguments: str, timeout: float = 300) -> dict[str, Any]:
-        """Run the helper script with the device's Python; its JSON answer, or DeviceError naming the problem."""
+        """Run the helper script with the device's Python; its JSON answer, or DeviceError naming the problem.
+
+        `-S`: the helper needs only the standard library, and skipping site-packages (their .pth
+        files) saves a Python start most of its time.
+        """
         python = self.transport.python_command(self.device.python)
-        command = f"{python} - {' '.join(shlex.quote(a) for a in arguments)}"
+        command = f"{python} -S - {' '.join(shlex.quote(a) for a in arguments)}"
         done = await self.transport.run(command, input=HELPER, timeout=timeout)
         if done.returncode in (126, 127) or (done.returncode != 0 and "not found" in done.stderr and not done.stdout):
             raise DeviceError(f"{self.device.name}: no Python at `{self.device.python}` ({done.tail(1)}); install python3 there "
@@ -132,24 +144,44 @@ class DeviceSession:
         self.facts = await self.helper("facts", self.workdir, self.venv, timeout=60)
         return self.facts
 
-    async def ensure_runtime(self, wheels: Wheels) -> str:
-        """Make or reuse the venv with edgeship[extra]: 'reused', 'updated' (edgeship's wheel only) or 'installed'."""
+    async def arrive(self, bundle: Path, files: dict[str, str], others: dict[str, str] | None = None) -> dict[str, Any]:
+        """The first call of a run: the facts (as `probe`), the bundle staged, `others` ({device path: sha256}) checked.
+
+        The staging is kept for `sync_bundle` and the missing others for `put_missing`, so a device
+        that has it all needs no further call before its self-test; its previous results are cleared.
+        """
+        name, digest = remote_bundle_name(bundle), content_digest(files)
+        answer = await self.helper("arrive", self.workdir, self.venv, f"{self.workdir}/bundles", name, digest,
+                                   json.dumps(files, sort_keys=True), json.dumps(others or {}, sort_keys=True),
+                                   json.dumps(sorted(self.result_files(f"{self.workdir}/bundles/{name}").values())), timeout=120)
+        self.facts = answer["facts"]
+        self._arrival = (name, digest, answer["stage"])
+        self._missing = answer.get("missing", list(others or {}))
+        return self.facts
+
+    def _marker(self) -> dict[str, Any] | None:
+        return self.facts.get("venv_marker") if self.facts.get("venv_python") else None
+
+    async def ensure_runtime(self, wheels: Wheels, images: bool = False) -> str:
+        """Make or reuse the venv with edgeship[extra] (and Pillow, `images`, to decode pictures): 'reused', 'updated'
+        (edgeship's wheel only) or 'installed'. A venv installed with more (Pillow) serves a run that needs less."""
         platform = Platform.from_facts(self.facts)
-        wanted = await wheels.marker(platform, self.device.extra)
-        have = self.facts.get("venv_marker") if self.facts.get("venv_python") else None
-        if have != wanted:
+        extras = f"{self.device.extra},images" if images else self.device.extra
+        wanted = await wheels.marker(platform, extras)
+        have = self._marker()
+        if not covers(have, wanted):
             await self.probe()  # another device sharing this venv may have just installed it
-            have = self.facts.get("venv_marker") if self.facts.get("venv_python") else None
-        if have == wanted:
+            have = self._marker()
+        if covers(have, wanted):
             return "reused"
         edgeship = await wheels.edgeship_wheel()
-        house = await wheels.wheelhouse(platform, self.device.extra)
+        house = await wheels.wheelhouse(platform, extras)
         if getattr(self.transport, "installs_runtime_here", False):
-            await self.transport.install_runtime([edgeship, *house], self.device.extra, platform.pip_options())
+            await self.transport.install_runtime([edgeship, *house], extras, platform.pip_options())
             await self.helper("write", f"{self.venv}/{MARKER}", json.dumps(wanted, indent=2))
             return "installed"
         folder = f"{self.workdir}/wheels"
-        same_deps = bool(have) and all(have.get(key) == wanted[key] for key in ("extra", "platform", "deps"))
+        same_deps = covers(have, {**wanted, "edgeship": have.get("edgeship")} if have else wanted)
         to_copy = [edgeship] if same_deps else [edgeship, *house]
         await self.helper("prepare", json.dumps([folder]), "[]")
         present = await self.helper("hashes", folder)
@@ -159,7 +191,7 @@ class DeviceSession:
         pip = f"{PIP_ENV} {self.venv_python} -m pip install --quiet --no-index --find-links {self.quote(folder)}"
         if same_deps:
             await self.shell(f"{pip} --no-deps --force-reinstall {self.quote(folder + '/' + edgeship.name)}", "installing edgeship's wheel")
-            outcome = "updated"
+            wanted, outcome = {**have, "edgeship": wanted["edgeship"]}, "updated"
         else:
             if not self.facts.get("venv_python"):
                 if not self.facts.get("has_venv_module"):
@@ -167,8 +199,8 @@ class DeviceSession:
                                       "install it (Debian/Raspberry Pi OS: sudo apt install python3-venv) and run again")
                 python = self.transport.python_command(self.device.python)
                 await self.shell(f"{python} -m venv {self.quote(self.venv)}", f"making the venv {self.venv}")
-            await self.shell(f"{pip} --force-reinstall {self.quote(f'edgeship[{self.device.extra}]')}",
-                             f"installing edgeship[{self.device.extra}] from the copied wheels")
+            await self.shell(f"{pip} --force-reinstall {self.quote(f'edgeship[{extras}]')}",
+                             f"installing edgeship[{extras}] from the copied wheels")
             outcome = "installed"
         await self.helper("write", f"{self.venv}/{MARKER}", json.dumps(wanted, indent=2))
         await self.helper("prepare", "[]", json.dumps([f"{folder}/{wheel.name}" for wheel in to_copy]))
@@ -180,7 +212,13 @@ class DeviceSession:
         name, digest = remote_bundle_name(bundle), content_digest(files)
         bundles = f"{self.workdir}/bundles"
         wanted = json.dumps(files, sort_keys=True)
-        staged = await self.helper("stage", bundles, name, digest, wanted)
+        arrival, self._arrival = self._arrival, None
+        if arrival is not None and arrival[:2] == (name, digest):
+            staged = arrival[2]
+            if "oserror" in staged:
+                raise _os_error(self.device, staged)
+        else:
+            staged = await self.helper("stage", bundles, name, digest, wanted)
         self.steps.bundle_files_copied = len(staged["needed"])
         if not staged["needed"]:
             committed = staged
@@ -192,35 +230,53 @@ class DeviceSession:
             raise DeviceError(f"{self.device.name}: the copied bundle does not match on the device ({', '.join(committed['wrong'])}); run again")
         return committed["path"]
 
+    async def put_missing(self, others: dict[str, Path]) -> int:
+        """Upload those of `others` ({device path: local file}) that `arrive` found missing; how many."""
+        missing = [remote for remote in others if remote in self._missing] if self._missing is not None else list(others)
+        for remote in missing:
+            await self.upload(others[remote], remote)
+        return len(missing)
+
     def results_folder(self, remote_bundle: str) -> str:
         return f"{self.workdir}/results/{remote_bundle.rsplit('/', 1)[-1]}"
 
-    async def selftest(self, remote_bundle: str, timeout: float | None = None) -> tuple[Completed, str]:
-        """`python -m edgeship.runtime selftest --json` on the device; its outcome and where its JSON is."""
+    def result_files(self, remote_bundle: str) -> dict[str, str]:
+        """Where the self-test and the bench write their JSON on the device."""
         results = self.results_folder(remote_bundle)
-        target = f"{results}/selftest.json"
-        command = (f"mkdir -p {self.quote(results)} && rm -f {self.quote(target)} {self.quote(results + '/bench.json')} && "
-                   f"{self.venv_python} -m edgeship.runtime selftest {self.quote(remote_bundle)} --json {self.quote(target)}")
-        return await self.transport.run(command, timeout=timeout), target
+        return {"selftest": f"{results}/selftest.json", "bench": f"{results}/bench.json"}
 
-    async def bench(self, remote_bundle: str, options: list[str], timeout: float | None = None) -> tuple[Completed, str]:
-        """`python -m edgeship.runtime bench --json` on the device, with the inventory's delegate."""
-        target = f"{self.results_folder(remote_bundle)}/bench.json"
+    async def selftest_and_bench(self, remote_bundle: str, options: list[str], timeout: float | None = None) -> tuple[Completed, dict[str, str]]:
+        """`python -m edgeship.runtime bench --selftest-json` on the device, with the inventory's delegate: one process for both.
+
+        Its outcome and where the two JSONs are (`arrive` cleared the previous ones, so a file there is this run's).
+        """
+        targets = self.result_files(remote_bundle)
         words = list(options) + (["--delegate", self.device.delegate] if self.device.delegate else [])
-        command = (f"{self.venv_python} -m edgeship.runtime bench {self.quote(remote_bundle)} --json {self.quote(target)} "
+        command = (f"{self.venv_python} -m edgeship.runtime bench {self.quote(remote_bundle)} "
+                   f"--selftest-json {self.quote(targets['selftest'])} --json {self.quote(targets['bench'])} "
                    + " ".join(shlex.quote(word) for word in words))
-        return await self.transport.run(command, timeout=timeout), target
+        return await self.transport.run(command, timeout=timeout), targets
 
-    async def fetch(self, remote: str, local: Path) -> Path:
-        """Copy a result file here, atomically."""
+    async def fetch(self, remote: str, local: Path, missing_ok: bool = False) -> Path | None:
+        """Copy a result file here, atomically; None when it is not there and `missing_ok`."""
         local.parent.mkdir(parents=True, exist_ok=True)
         temporary = local.with_name(f".{local.name}.{os.getpid()}.part")
         try:
-            await self.transport.get(remote, temporary)
+            if not await self.transport.get(remote, temporary, missing_ok=missing_ok):
+                return None
             os.replace(temporary, local)
         finally:
             temporary.unlink(missing_ok=True)
         return local
+
+
+def covers(have: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
+    """Whether a venv's marker has all a run wants: the same platform and edgeship wheel, every extra and dependency wheel."""
+    if not have:
+        return False
+    return (have.get("platform") == wanted["platform"] and have.get("edgeship") == wanted["edgeship"]
+            and set(str(have.get("extra", "")).split(",")) >= set(wanted["extra"].split(","))
+            and set(have.get("deps") or []) >= set(wanted["deps"]))
 
 
 def _json_line(text: str) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,6 +22,7 @@ from edgeship.devices.remote import DeviceSession, Steps, bundle_files
 from edgeship.devices.transport import transport_for
 from edgeship.devices.wheels import Wheels
 from edgeship.errors import DeviceError, EdgeshipError
+from edgeship.files import sha256_file
 from edgeship.runtime.status import ERROR, FAIL, LEGACY, PASS, label
 from edgeship.runtime.tables import markdown_table
 
@@ -38,6 +40,8 @@ class RunOptions:
     accept_new_host_keys: bool = False
     bench_options: list[str] = field(default_factory=lambda: ["--threads", "1", "--batch", "1", "--seconds", "1"])
     edgeship_wheel: str | None = None
+    picture: Path | None = None
+    """A JPEG or PNG to copy to each device and bench end to end from (decode, resize, predict)."""
 
 
 @dataclass
@@ -73,9 +77,9 @@ def default_out(bundle: Path) -> Path:
 
 
 def fastest_row(bench: dict[str, Any]) -> dict[str, Any] | None:
-    """The measured row with the lowest p50 at the smallest batch."""
-    rows = [row for row in bench.get("rows", [])
-            if LEGACY.get(row.get("status", PASS), row.get("status")) == PASS and row.get("p50_ms") is not None]
+    """The measured model-only row (not an end-to-end one from a picture) with the lowest p50 at the smallest batch."""
+    rows = [row for row in bench.get("rows", []) if not row.get("input")
+            and LEGACY.get(row.get("status", PASS), row.get("status")) == PASS and row.get("p50_ms") is not None]
     if not rows:
         return None
     smallest = min(row["batch"] for row in rows)
@@ -99,9 +103,32 @@ def label_machine(bench: dict[str, Any], device: Device, emulated: str | None = 
     return bench
 
 
+def picture_path(workdir: str, picture: Path, sha256: str) -> str:
+    """Where a picture to bench from goes on a device: under its content's hash, keeping its name (the end-to-end row shows it)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", picture.name).lstrip(".") or "picture"
+    return f"{workdir}/pictures/{sha256[:16]}/{name}"
+
+
+def selftest_status(local: Path | None) -> str:
+    """pass / fail / error from the self-test's JSON: no JSON, or nothing that could run, is an error."""
+    import json
+
+    if local is None:
+        return ERROR
+    report = json.loads(local.read_text(encoding="utf-8"))
+    if report.get("passed"):
+        return PASS
+    return FAIL if any(row.get("status") == FAIL for row in report.get("rows", [])) else ERROR
+
+
 async def run_device(device: Device, bundle: Path, files: dict[str, str], out: Path, wheels: Wheels, options: RunOptions,
-                     locks: dict[tuple, asyncio.Lock], say: Callable[[str], None]) -> DeviceResult:
-    """Every step on one device, within its time limit; never raises for the device's own trouble."""
+                     locks: dict[tuple, asyncio.Lock], say: Callable[[str], None],
+                     picture: tuple[Path, str] | None = None) -> DeviceResult:
+    """Every step on one device, within its time limit; never raises for the device's own trouble.
+
+    `picture` (a local file and its sha256) is copied to the device unless it is there already and
+    given to the bench, which adds an end-to-end row per artifact.
+    """
     import json
 
     from edgeship.files import atomic_write_json
@@ -112,50 +139,61 @@ async def run_device(device: Device, bundle: Path, files: dict[str, str], out: P
         (folder / stale).unlink(missing_ok=True)
     started = time.perf_counter()
 
-    async def timed(stage: str, work):
+    async def timed(stage: str, work, add: bool = False):
         result.stage = stage
         begun = time.perf_counter()
         try:
             return await work
         finally:
-            result.steps.seconds[stage] = round(time.perf_counter() - begun, 3)
+            spent = time.perf_counter() - begun
+            result.steps.seconds[stage] = round(spent + (result.steps.seconds.get(stage, 0.0) if add else 0.0), 3)
 
     async def steps() -> None:
         transport = transport_for(device, options.accept_new_host_keys)
         try:
             await timed("connect", transport.open())
             session = DeviceSession(transport, device, result.steps)
-            result.facts = await timed("probe", session.probe())
+            remote_picture = picture_path(session.workdir, *picture) if picture else None
+            pictures = {remote_picture: picture[0]} if picture else {}
+            result.facts = await timed("probe", session.arrive(bundle, files, {remote_picture: picture[1]} if picture else {}))
             key = (device.kind, device.host, device.port, device.folder, session.venv)
             async with locks.setdefault(key, asyncio.Lock()):
-                result.steps.venv = await timed("install", session.ensure_runtime(wheels))
+                result.steps.venv = await timed("install", session.ensure_runtime(wheels, images=picture is not None))
             say(f"{device.name}: runtime {result.steps.venv}")
             result.remote_bundle = await timed("copy", session.sync_bundle(bundle, files))
             remote_bundle = result.remote_bundle
-            say(f"{device.name}: bundle in place ({result.steps.bundle_files_copied} of {len(files)} files copied)")
-            done, remote_json = await timed("selftest", session.selftest(remote_bundle))
-            if done.returncode in (0, 1):
-                await session.fetch(remote_json, folder / "selftest.json")
-                result.files["selftest"] = str(folder / "selftest.json")
-            result.selftest = {0: PASS, 1: FAIL}.get(done.returncode, ERROR)
+            copied = await timed("copy", session.put_missing(pictures), add=True)
+            say(f"{device.name}: bundle in place ({result.steps.bundle_files_copied} of {len(files)} files copied"
+                + (f", picture {'copied' if copied else 'in place'})" if pictures else ")"))
+            bench_options = options.bench_options + (["--picture", remote_picture] if picture else [])
+            done, remote = await timed("selftest+bench", session.selftest_and_bench(remote_bundle, bench_options))
+            local_selftest, local_bench = await timed("fetch", asyncio.gather(
+                session.fetch(remote["selftest"], folder / "selftest.json", missing_ok=True),
+                session.fetch(remote["bench"], folder / "bench.json", missing_ok=True)))
+            result.stage = "selftest"
+            result.selftest = selftest_status(local_selftest)
+            if local_selftest is not None:
+                result.files["selftest"] = str(local_selftest)
             say(f"{device.name}: selftest {result.selftest}")
             if result.selftest != PASS:
                 result.status, result.reason = result.selftest, f"selftest: {_error_line(done)}"
                 if result.selftest == ERROR:
                     return
-            done, remote_json = await timed("bench", session.bench(remote_bundle, options.bench_options))
-            if done.returncode != 0:
+            result.stage = "bench"
+            if local_bench is None:
                 result.status, result.reason = ERROR, f"bench: {_error_line(done)}"
                 return
-            local = await timed("fetch", session.fetch(remote_json, folder / "bench.json"))
-            bench = label_machine(json.loads(local.read_text(encoding="utf-8")), device, getattr(transport, "emulated", None))
-            atomic_write_json(local, bench)
-            result.files["bench"] = str(local)
+            bench = label_machine(json.loads(local_bench.read_text(encoding="utf-8")), device, getattr(transport, "emulated", None))
+            atomic_write_json(local_bench, bench)
+            result.files["bench"] = str(local_bench)
             best = fastest_row(bench)
             if best:
                 result.fastest, result.p50_ms = row_label(best), best["p50_ms"]
             if result.selftest == PASS:
-                result.status, result.reason = PASS, None
+                if done.returncode == 0:
+                    result.status, result.reason = PASS, None
+                else:
+                    result.status, result.reason = (FAIL if done.returncode == 1 else ERROR), f"bench: {_error_line(done)}"
         finally:
             await transport.close()
 
@@ -184,13 +222,14 @@ def _error_line(done) -> str:
 async def run_all(devices: list[Device], bundle: Path, out: Path, options: RunOptions, say: Callable[[str], None]) -> list[DeviceResult]:
     """Run every device at once, at most options.jobs at a time."""
     files = bundle_files(bundle)
+    picture = (options.picture, sha256_file(options.picture)) if options.picture else None
     wheels = Wheels(options.edgeship_wheel)
     gate = asyncio.Semaphore(options.jobs)
     locks: dict[tuple, asyncio.Lock] = {}
 
     async def bounded(device: Device) -> DeviceResult:
         async with gate:
-            return await run_device(device, bundle, files, out, wheels, options, locks, say)
+            return await run_device(device, bundle, files, out, wheels, options, locks, say, picture)
 
     return list(await asyncio.gather(*(bounded(device) for device in devices)))
 

@@ -75,7 +75,8 @@ class Transport:
     async def put(self, local: Path, remote: str) -> None:
         raise NotImplementedError
 
-    async def get(self, remote: str, local: Path) -> None:
+    async def get(self, remote: str, local: Path, missing_ok: bool = False) -> bool:
+        """Copy a device file here; False when it does not exist and `missing_ok` (else DeviceError)."""
         raise NotImplementedError
 
     async def rename(self, source: str, target: str) -> None:
@@ -222,12 +223,17 @@ class SSHTransport(Transport):
         except (OSError, asyncssh.Error) as exc:
             raise self._lost(f"copying {local.name}", exc) from exc
 
-    async def get(self, remote: str, local: Path) -> None:
+    async def get(self, remote: str, local: Path, missing_ok: bool = False) -> bool:
         asyncssh = _asyncssh()
         try:
             await self._sftp.get(remote, str(local))
+        except asyncssh.SFTPNoSuchFile as exc:
+            if missing_ok:
+                return False
+            raise DeviceError(f"{self.device.name}: {remote} is not on the device") from exc
         except (OSError, asyncssh.Error) as exc:
             raise self._lost(f"fetching {remote}", exc) from exc
+        return True
 
     async def rename(self, source: str, target: str) -> None:
         asyncssh = _asyncssh()
@@ -282,11 +288,16 @@ class LocalTransport(Transport):
         except OSError as exc:
             raise DeviceError(f"{self.device.name}: cannot write {remote} ({exc.strerror}); is the disk full? free some space there") from exc
 
-    async def get(self, remote: str, local: Path) -> None:
+    async def get(self, remote: str, local: Path, missing_ok: bool = False) -> bool:
         try:
             await asyncio.to_thread(shutil.copyfile, self._path(remote), local)
+        except FileNotFoundError as exc:
+            if missing_ok:
+                return False
+            raise DeviceError(f"{self.device.name}: {remote} is not on the device") from exc
         except OSError as exc:
             raise DeviceError(f"{self.device.name}: cannot fetch {remote} ({exc.strerror})") from exc
+        return True
 
     async def rename(self, source: str, target: str) -> None:
         try:

@@ -165,7 +165,43 @@ def _predict_command(args: argparse.Namespace) -> int:
 
 
 def _bench_command(args: argparse.Namespace) -> int:
+    if getattr(args, "selftest_json", None) is not None:
+        return run_selftest_then_bench(args)
     run_bench(args)
+    return 0
+
+
+def run_selftest_then_bench(args: argparse.Namespace) -> int:
+    """`bench --selftest-json FILE`: the self-test, then the bench, in one process (one start, one import of the backend).
+
+    What `edgeship device run` runs on a device. A self-test that cannot run (a damaged file, no
+    backend for any artifact) stops before the bench, exit 2; one that fails its gates is written
+    and the bench still runs (its rows say what the device does), then exit 1.
+    """
+    from edgeship.errors import GateFailedError
+    from edgeship.files import atomic_write_json, check_writable
+    from edgeship.runtime.bench import bench_options
+    from edgeship.runtime.selftest import format_selftest_table, raise_if_failed, selftest_bundle
+
+    model, bench = bench_arguments(args)
+    check_writable(args.selftest_json)
+    if not model.model.is_dir():
+        raise UsageError(f"--selftest-json needs a bundle folder (its golden set), not the file {model.model}")
+    backends = model.backends
+    report = selftest_bundle(model.model, backend=backends[0] if len(backends) == 1 else None, verify=model.verify,
+                             **model.accelerators)
+    print(format_selftest_table(report))
+    atomic_write_json(args.selftest_json, report.to_dict())
+    failed = None
+    try:
+        raise_if_failed(report)
+        print("self-test passed")
+    except GateFailedError as exc:
+        failed = exc
+    rows = bench_options(model, bench, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    finish_bench(bench, rows)
+    if failed is not None:
+        raise failed
     return 0
 
 
@@ -220,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="latency and throughput per artifact, threads and batch size")
     add_bench_arguments(bench)
+    bench.add_argument("--selftest-json", type=Path, metavar="FILE",
+                       help="self-test the bundle first, in the same process, and write its result here (as `selftest --json`): "
+                            "one that cannot run stops before the bench, one that fails still benches and exits 1")
     bench.set_defaults(handler=_bench_command)
 
     selftest = commands.add_parser("selftest", help="check every runnable artifact against the bundle's golden outputs")

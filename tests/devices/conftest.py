@@ -30,11 +30,25 @@ def sshd(tmp_path_factory) -> SSHServer:
 
 
 @pytest.fixture(scope="session")
-def warm_venv(sshd, bundle_path, tmp_path_factory) -> Path:
-    """The shared device venv brought up to date once per session by one device (so concurrent devices only reuse it)."""
+def digit_picture(sample_dataset, tmp_path_factory) -> Path:
+    """A real test digit as a PNG file, as a camera app would hand one to the runtime."""
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("picture") / "digit.png"
+    Image.fromarray(sample_dataset.x_test[7]).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def warm_venv(sshd, bundle_path, digit_picture, tmp_path_factory) -> Path:
+    """The shared device venv brought up to date once per session by one device (so concurrent devices only reuse it).
+
+    Brought up with a picture, so it has Pillow too and serves runs with or without `--picture`.
+    """
     folder = tmp_path_factory.mktemp("warm")
     inventory = write_inventory(folder / "devices.toml", [sshd.device("warm", folder / "device", venv=str(DEVICE_VENV))])
-    code = edgeship("device", "run", bundle_path, "--all", "--inventory", inventory, "--out", folder / "out", "--seconds", "0.05")
+    code = edgeship("device", "run", bundle_path, "--all", "--inventory", inventory, "--out", folder / "out", "--seconds", "0.05",
+                    "--picture", digit_picture)
     assert code == 0, (folder / "out" / "warm" / "device.json").read_text()
     return DEVICE_VENV
 

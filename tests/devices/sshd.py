@@ -3,6 +3,13 @@
 Its config lives in a temporary folder (no PAM, StrictModes off, AuthorizedKeysFile pointing at the
 temporary key), so it needs nothing of the machine's own sshd setup. Used by tests/devices and
 benchmarks/devices_scale.py.
+
+Commands run as the user running the tests, through their login shell. Debian's bash reads
+~/.bashrc for every command sshd hands it (it is built with SSH_SOURCE_BASHRC) unless it is a
+nested shell; a device's own ~/.bashrc (Debian's and Raspberry Pi OS's /etc/skel one) returns at
+once when not interactive, but a developer's may not (one running `pyenv init` costs 0.1-0.8 s of
+CPU per command). So by default this sshd sets SHLVL=1 for its sessions (`SetEnv`, OpenSSH 7.8+),
+which makes bash skip ~/.bashrc as a device's would; `shell_rc=True` keeps it.
 """
 
 from __future__ import annotations
@@ -99,8 +106,8 @@ class SSHServer:
             self.process.wait()
 
 
-def start_sshd(folder: Path) -> SSHServer:
-    """Start sshd in the foreground on a free port; returns once it accepts connections."""
+def start_sshd(folder: Path, shell_rc: bool = False) -> SSHServer:
+    """Start sshd in the foreground on a free port; returns once it accepts connections (see the module for `shell_rc`)."""
     folder.mkdir(parents=True, exist_ok=True)
     host_key = keygen(folder / "host_ed25519")
     user_key = keygen(folder / "user_ed25519")
@@ -114,7 +121,8 @@ def start_sshd(folder: Path) -> SSHServer:
         f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}", f"PidFile {folder / 'sshd.pid'}",
         f"AuthorizedKeysFile {folder / 'authorized_keys'}", "StrictModes no", "UsePAM no", "PasswordAuthentication no",
         "KbdInteractiveAuthentication no", "PubkeyAuthentication yes", "PermitRootLogin prohibit-password",
-        "MaxStartups 200", "MaxSessions 200", "Subsystem sftp internal-sftp", "LogLevel ERROR", "",
+        "MaxStartups 200", "MaxSessions 200", "Subsystem sftp internal-sftp", "LogLevel ERROR",
+        *([] if shell_rc else ["SetEnv SHLVL=1"]), "",
     ]))
     log = open(folder / "sshd.log", "w")
     process = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)

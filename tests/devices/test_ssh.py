@@ -2,8 +2,9 @@
 
 Each device is a workdir of its own served by the one sshd; all share the cached runtime venv.
 Faults are real: a port nobody listens on, a key sshd does not accept, a host key that changed, a
-Python that is not there, connections killed mid-copy, a full disk (a small tmpfs), and one device
-whose copy of the bundle gets damaged after it was written.
+Python that is not there, connections killed mid-copy, a full disk (a small tmpfs), one device
+whose runtime computes in half precision (its selftest fails) and one whose copy of the bundle gets
+damaged after it was written (its selftest cannot run).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import shutil
 import stat
 import subprocess
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -33,7 +35,8 @@ def remote_bundle(workdir: Path, bundle: Path) -> Path:
     return workdir / "bundles" / remote_bundle_name(bundle)
 
 
-def test_run_two_devices_then_report_and_recommend(sshd, warm_venv, pipeline_run, tmp_path, capsys):
+def test_run_two_devices_then_report_and_recommend(sshd, warm_venv, pipeline_run, digit_picture, tmp_path, capsys):
+    """Two devices, each timed end to end from a picture too; the report shows those rows; a second run copies nothing."""
     completed, pipeline_out = pipeline_run
     assert completed.returncode == 0, completed.stderr
     run = tmp_path / "run"
@@ -42,22 +45,35 @@ def test_run_two_devices_then_report_and_recommend(sshd, warm_venv, pipeline_run
         sshd.device("pi-a", tmp_path / "a", venv=str(warm_venv)),
         sshd.device("pi-b", tmp_path / "b", venv=str(warm_venv)),
     ])
-    code = edgeship("device", "run", run / "bundle", "--on", "pi-a,pi-b", "--inventory", inventory, "--seconds", "0.1")
+    code = edgeship("device", "run", run / "bundle", "--on", "pi-a,pi-b", "--inventory", inventory, "--seconds", "0.1",
+                    "--picture", digit_picture)
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "| pi-a | ✅ pass | onnx" in out and "| pi-b | ✅ pass | onnx" in out
+    # The fastest artifact is a model-only row, never the slower one that starts from the picture.
+    assert "| pi-a | ✅ pass | onnx (onnxruntime cpu, 1t) |" in out and "| pi-b | ✅ pass | onnx (onnxruntime cpu, 1t) |" in out
     for name, workdir in (("pi-a", tmp_path / "a"), ("pi-b", tmp_path / "b")):
         result = device_json(run / "devices", name)
         assert result["status"] == "pass" and result["steps"]["venv"] == "reused"
         assert result["steps"]["bundle_files_copied"] == len(bundle_files(run / "bundle"))
+        assert result["steps"]["files_copied"] == len(bundle_files(run / "bundle")) + 1  # and the picture
         assert bundle_files(remote_bundle(workdir, run / "bundle")) == bundle_files(run / "bundle")
+        (on_device,) = (workdir / "pictures").glob("*/digit.png")
+        assert on_device.read_bytes() == digit_picture.read_bytes()
         bench = json.loads((run / "devices" / name / "bench.json").read_text())
         assert bench["machine"]["device"] == name
-        assert {row["artifact"] for row in bench["rows"] if row["status"] == "pass"} == {"onnx"}
+        passed = [(row["artifact"], row["input"]) for row in bench["rows"] if row["status"] == "pass"]
+        assert passed == [("onnx", None), ("onnx", "digit.png (28×28)")]
+        assert json.loads((run / "devices" / name / "selftest.json").read_text())["passed"]
 
-    # A second run copies nothing: every file's sha256 already matches.
+    # A second run copies nothing (every file's sha256 matches, the picture is there), and without --picture
+    # the venv set up with Pillow is reused as it is.
     assert edgeship("device", "run", run / "bundle", "--all", "--inventory", inventory, "--seconds", "0.05") == 0
-    assert device_json(run / "devices", "pi-a")["steps"]["bundle_files_copied"] == 0
+    second = device_json(run / "devices", "pi-a")
+    assert second["steps"]["bundle_files_copied"] == second["steps"]["files_copied"] == 0 and second["steps"]["venv"] == "reused"
+    assert not any(row["input"] for row in json.loads((run / "devices" / "pi-a" / "bench.json").read_text())["rows"])
+    assert edgeship("device", "run", run / "bundle", "--all", "--inventory", inventory, "--seconds", "0.05",
+                    "--picture", digit_picture) == 0
+    assert device_json(run / "devices", "pi-a")["steps"]["files_copied"] == 0
     capsys.readouterr()
 
     assert edgeship("report", run) == 0
@@ -66,11 +82,13 @@ def test_run_two_devices_then_report_and_recommend(sshd, warm_venv, pipeline_run
     assert {"pi-a", "pi-b"} <= labels
     markdown = (run / "report.md").read_text()
     assert "## Recommendation" in markdown and "| pi-a (" in markdown
+    assert "onnx from digit.png (28×28)" in markdown
 
     assert edgeship("recommend", run, "--json", tmp_path / "rec.json") == 0
     printed = capsys.readouterr().out
     recommendations = {rec["machine"].split(" ")[0]: rec for rec in json.loads((tmp_path / "rec.json").read_text())}
     assert recommendations["pi-a"]["choice"]["artifact"] == "onnx"
+    assert recommendations["pi-a"]["runner_up"] is None  # its end-to-end row is no second candidate
     assert recommendations["pi-a"]["python"] == f"Classifier.load({str(remote_bundle(tmp_path / 'a', run / 'bundle'))!r}, artifact='onnx', threads=1)"
     assert any("tflite-int8" in item["candidate"] and "cannot run here" in item["reason"] for item in recommendations["pi-a"]["excluded"])
     assert "Classifier.load(" in printed
@@ -198,22 +216,75 @@ def test_full_disk_is_named_and_leaves_no_bundle(sshd, warm_venv, run_folder, ti
     assert device_json(run_folder / "devices", "roomy")["status"] == "pass"
 
 
+def fake_venv(folder: Path, warm_venv: Path, script: str) -> Path:
+    """A device venv whose python is `script` (a shell script ending in the real venv's python), marked as up to date."""
+    (folder / "bin").mkdir(parents=True)
+    shutil.copy2(warm_venv / ".edgeship-wheels.json", folder / ".edgeship-wheels.json")
+    wrapper = folder / "bin" / "python"
+    wrapper.write_text(script)
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    return folder
+
+
 def test_selftest_failing_on_one_device_only(sshd, warm_venv, run_folder, tmp_path, capsys):
-    """One device's storage damages a model file after it was written: its selftest says so, the others pass, exit 1."""
+    """One device's runtime computes in half precision: its selftest fails (❌ fail), the other passes, exit 1.
+
+    A float model run in fp16 (a GPU delegate's or NNAPI's relaxed float, an NPU) gives float32
+    outputs that carry only fp16's 11 significant bits. That device is made here by a
+    sitecustomize on its Python's path that rounds ONNX Runtime's float outputs to fp16: its bundle
+    is intact (every sha256 passes) and the real runtime runs the real model, but its probabilities
+    differ from the workstation's golden ones by up to ~2e-4, past the fp32 gate's max |Δp| of 1e-4,
+    while the argmax still agrees. That is a failed gate, not an error: the bench still runs, and the
+    row names the numbers.
+    """
+    bundle = run_folder / "bundle"
+    half = tmp_path / "half-precision"
+    half.mkdir()
+    (half / "sitecustomize.py").write_text(textwrap.dedent("""\
+        import numpy as np
+        import onnxruntime
+
+        _run = onnxruntime.InferenceSession.run
+
+
+        def run(self, *args, **kwargs):
+            return [out.astype(np.float16).astype(out.dtype) if out.dtype == np.float32 else out for out in _run(self, *args, **kwargs)]
+
+
+        onnxruntime.InferenceSession.run = run
+    """))
+    venv = fake_venv(tmp_path / "half-venv", warm_venv, f'#!/bin/sh\nPYTHONPATH={half} exec {warm_venv}/bin/python "$@"\n')
+    inventory = write_inventory(tmp_path / "devices.toml", [
+        sshd.device("healthy", tmp_path / "healthy", venv=str(warm_venv)),
+        sshd.device("halfp", tmp_path / "halfp", venv=str(venv)),
+    ])
+    code = edgeship("device", "run", bundle, "--all", "--inventory", inventory, "--seconds", "0.05")
+    out = capsys.readouterr().out
+    assert code == 1, out
+    failing = device_json(run_folder / "devices", "halfp")
+    assert failing["selftest"] == "fail" and failing["status"] == "fail"
+    assert failing["reason"].startswith("selftest: self-test failed for onnx: ") and "max |Δp|" in failing["reason"]
+    selftest = json.loads((run_folder / "devices" / "halfp" / "selftest.json").read_text())
+    (onnx,) = [row for row in selftest["rows"] if row["artifact"] == "onnx"]
+    assert onnx["status"] == "fail" and onnx["agreement"] == 1.0 and 1e-4 < onnx["max_abs_diff"] < 1e-3
+    assert (run_folder / "devices" / "halfp" / "bench.json").is_file()  # a failed gate still benches
+    assert device_json(run_folder / "devices", "healthy")["status"] == "pass"
+    (row,) = [line for line in out.splitlines() if line.startswith("| halfp |")]
+    assert row.startswith("| halfp | ❌ fail | onnx") and "| ❌ fail | selftest: self-test failed for onnx: max \\|Δp\\| " in row
+    assert "| healthy | ✅ pass |" in out
+
+
+def test_damaged_file_on_one_device_is_a_selftest_error(sshd, warm_venv, run_folder, tmp_path, capsys):
+    """One device's storage damages a model file after it was written: its selftest cannot run (⚠️ error), the others pass, exit 1."""
     bundle = run_folder / "bundle"
     damaged_file = next(name for name in bundle_files(bundle) if name.endswith(".onnx"))
-    faulty_venv = tmp_path / "faulty-venv"
-    (faulty_venv / "bin").mkdir(parents=True)
-    shutil.copy2(warm_venv / ".edgeship-wheels.json", faulty_venv / ".edgeship-wheels.json")
-    wrapper = faulty_venv / "bin" / "python"
-    wrapper.write_text(
+    faulty_venv = fake_venv(tmp_path / "faulty-venv", warm_venv, (
         "#!/bin/sh\n"
         "# A device whose storage flips bytes of a model file once it is written, then the real runtime runs.\n"
         f'for arg; do case "$arg" in */bundles/*) target="$arg/{damaged_file}";; esac; done\n'
         f'[ -n "$target" ] && printf "\\377\\377\\377\\377" | dd of="$target" bs=1 seek=64 conv=notrunc 2>/dev/null\n'
         f'exec {warm_venv}/bin/python "$@"\n'
-    )
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    ))
     inventory = write_inventory(tmp_path / "devices.toml", [
         sshd.device("healthy", tmp_path / "healthy", venv=str(warm_venv)),
         sshd.device("damaged", tmp_path / "damaged", venv=str(faulty_venv)),
@@ -222,7 +293,8 @@ def test_selftest_failing_on_one_device_only(sshd, warm_venv, run_folder, tmp_pa
     out = capsys.readouterr().out
     assert code == 1, out
     damaged = device_json(run_folder / "devices", "damaged")
-    assert damaged["selftest"] == "error" and damaged["stage"] == "selftest"
+    assert damaged["selftest"] == "error" and damaged["status"] == "error" and damaged["stage"] == "selftest"
+    assert not (run_folder / "devices" / "damaged" / "bench.json").exists()  # a selftest that cannot run stops there
     assert "sha256" in damaged["reason"] and damaged_file.split("/")[-1] in damaged["reason"]
     assert device_json(run_folder / "devices", "healthy")["status"] == "pass"
     assert "| damaged | ⚠️ error |" in out

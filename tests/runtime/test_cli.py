@@ -64,6 +64,29 @@ def test_bench_compares_delegates_as_one_more_dimension(bundle_path, tmp_path, c
     ]
 
 
+def test_selftest_then_bench_in_one_process(bundle_copy, tmp_path, capsys):
+    """`bench --selftest-json` (what a device runs): both JSONs; a failed gate still benches, exit 1; a bare file is refused."""
+    selftest, bench = tmp_path / "selftest.json", tmp_path / "bench.json"
+    argv = ["bench", str(bundle_copy), "--selftest-json", str(selftest), "--json", str(bench), "--batch", "1", "--seconds", "0.02"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.index("self-test passed") < out.index("| onnx | onnxruntime |")
+    assert json.loads(selftest.read_text())["passed"] is True
+    assert {row["artifact"] for row in json.loads(bench.read_text())["rows"]} >= {"tflite-int8", "onnx"}
+
+    with np.load(bundle_copy / "golden.npz") as golden:
+        arrays = dict(golden)
+    arrays["probabilities"] = arrays["probabilities"][:, ::-1].copy()
+    np.savez(bundle_copy / "golden.npz", **arrays)
+    selftest.unlink(), bench.unlink()
+    assert main([*argv, "--no-verify"]) == 1
+    assert "error: self-test failed for tflite-fp32: agreement" in capsys.readouterr().err
+    assert json.loads(selftest.read_text())["passed"] is False and bench.is_file()
+
+    assert main(["bench", str(bundle_copy / "model.onnx"), "--selftest-json", str(selftest)]) == 2
+    assert "--selftest-json needs a bundle folder" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv, code, words",
     [
