@@ -14,7 +14,12 @@ A BatchNormalization right after the first layer is folded into it first (its sc
 weights, its shift into the bias; the BatchNormalization layer stays as an identity, or carries the
 bias when the layer has none), so the ranges are those of the layer the converters actually build.
 ReLU6 (or any ReLU with a max value) is not homogeneous: its clip becomes a per-channel clip at
-6 / s_c, which keeps the float function exact at the cost of one MINIMUM op per such layer.
+6 / s_c, which keeps the float function exact at the cost of one MINIMUM op per such layer. Those
+ops cost: they break the fused convolution + clip of the int8 kernels (ONNX Runtime ran an
+equalized MobileNetV2-0.35 int8 file at 3x the plain file's time, LiteRT at 1.2x, in
+benchmarks/int8_rescue.py), so pairs joined by a clip are left alone unless `clipped=True`. The
+export's rescue uses the default: the outliers it meets sit on linear or ReLU paths (MobileNetV2's
+linear bottlenecks, an MLP's hidden units), and the float fallback remains for the rest.
 
 Everything happens on a copy made with `keras.models.clone_model`; the user's model and file are
 never touched. The float function is unchanged up to float rounding (tests hold it to 1e-5 in
@@ -59,6 +64,7 @@ class Equalization:
     model: Any
     pairs: list[Pair] = field(default_factory=list)
     sweeps: int = 0
+    clipped_left_alone: int = 0
 
     @property
     def changed(self) -> bool:
@@ -69,6 +75,7 @@ class Equalization:
             "method": "cross-layer equalization (Nagel et al. 2019), BatchNorm folded first",
             "pairs": [asdict(pair) for pair in self.pairs],
             "sweeps": self.sweeps,
+            "clipped_pairs_left_alone": self.clipped_left_alone,
         }
 
 
@@ -84,15 +91,20 @@ class _Link:
     clip_layer: Any
 
 
-def equalize(model: Any) -> Equalization:
-    """An equalized copy of `model` (the original is left as it was); no pairs found means an unchanged copy."""
+def equalize(model: Any, clipped: bool = False) -> Equalization:
+    """An equalized copy of `model` (the original is left as it was); no pairs found means an unchanged copy.
+
+    `clipped`: also equalize pairs joined by a ReLU with a maximum (ReLU6), at the cost of a per-channel clip op each.
+    """
     import keras
 
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
-    links = find_pairs(copy)
+    found = find_pairs(copy)
+    links = [link for link in found if clipped or link.clip is None]
+    left_alone = len(found) - len(links)
     if not links:
-        return Equalization(copy)
+        return Equalization(copy, clipped_left_alone=left_alone)
     for link in links:
         if link.batchnorm is not None:
             _fold_batchnorm(link.producer, link.batchnorm)
@@ -117,7 +129,7 @@ def equalize(model: Any) -> Equalization:
     clipped = [link for link in links if link.clip is not None]
     if clipped:
         copy = _per_channel_clips(copy, {id(link.clip_layer): (link, totals[id(link.producer)]) for link in clipped})
-    return Equalization(copy, pairs, sweeps)
+    return Equalization(copy, pairs, sweeps, left_alone)
 
 
 def find_pairs(model: Any) -> list[_Link]:

@@ -75,7 +75,7 @@ def mobile_block_model():
 
 def test_conv_depthwise_pointwise_chain_with_batchnorm_and_relu6_keeps_its_function(mobile_block_model, test_images):
     images = test_images[:300, ..., None]
-    result = equalize(mobile_block_model)
+    result = equalize(mobile_block_model, clipped=True)
     pairs = {(pair.producer, pair.consumer): pair for pair in result.pairs}
     assert set(pairs) == {("stem", "depthwise"), ("depthwise", "pointwise"), ("pointwise", "conv"), ("conv", "hidden"), ("hidden", "head")}
     assert pairs[("stem", "depthwise")].batchnorm == "stem_bn" and pairs[("stem", "depthwise")].between == "relu6"
@@ -97,7 +97,7 @@ def test_the_equalized_relu6_chain_converts_to_int8_tflite_and_onnx(mobile_block
     from edgeship.manifest import InputSpec
     from edgeship.runtime import Classifier
 
-    result = equalize(mobile_block_model)
+    result = equalize(mobile_block_model, clipped=True)
     options = ExportOptions(
         input_shape=(28, 28, 1), input_spec=InputSpec(shape=[28, 28, 1]), labels=[str(d) for d in range(10)],
         output_kind="probabilities", calibration_images=test_images[:100],
@@ -111,6 +111,18 @@ def test_the_equalized_relu6_chain_converts_to_int8_tflite_and_onnx(mobile_block
         assert (probabilities.argmax(1) == expected.argmax(1)).mean() >= 0.9
         if name.endswith(".onnx"):
             assert np.abs(probabilities - expected).max() <= 1e-4
+
+
+def test_pairs_joined_by_relu6_are_left_alone_by_default(mobile_block_model, test_images):
+    """The default (what export's rescue uses) adds no per-channel clip op: only the ReLU and linear pairs are equalized."""
+    result = equalize(mobile_block_model)
+    assert {(pair.producer, pair.consumer) for pair in result.pairs} == {("conv", "hidden"), ("hidden", "head")}
+    assert result.record()["clipped_pairs_left_alone"] == 3
+    minimum_ops = [layer for layer in result.model.layers if type(layer).__name__ == "Activation"
+                   and "clipped_per_channel" in getattr(layer.activation, "__name__", "")]
+    assert minimum_ops == []
+    images = test_images[:300, ..., None]
+    assert np.abs(_probabilities(result.model, images) - _probabilities(mobile_block_model, images)).max() <= 1e-5
 
 
 def test_layers_joined_by_anything_but_relu_linear_or_pooling_are_not_paired():
@@ -143,7 +155,7 @@ def test_a_mobilenetv2_keeps_its_function_when_equalized():
             layer.set_weights([rng.uniform(0.5, 2, channels), rng.normal(0, 0.2, channels), rng.normal(0, 0.2, channels),
                                rng.uniform(0.5, 2, channels)])
     images = rng.uniform(0, 1, (64, 32, 32, 3)).astype(np.float32)
-    result = equalize(model)
+    result = equalize(model, clipped=True)
     assert len(result.pairs) >= 30 and {pair.between for pair in result.pairs} == {"relu6", "linear"}
     assert all(pair.batchnorm for pair in result.pairs)
     difference = np.abs(result.model.predict(images, verbose=0) - model.predict(images, verbose=0)).max()
