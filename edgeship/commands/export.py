@@ -9,6 +9,9 @@ from typing import Any
 
 HELP = "export a .keras classifier to TFLite/ONNX/Edge TPU files in a bundle with manifest.json and parity figures"
 
+ONNX_CALIBRATIONS = ("MinMax", "Entropy", "Percentile")
+"""ONNX Runtime's CalibrationMethod names; any letter case is taken."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from edgeship.export.registry import FORMATS
@@ -42,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "uint8 takes raw pixels as they are)",
     )
     parser.add_argument(
-        "--onnx-calibration", choices=("MinMax", "Entropy", "Percentile"), default="MinMax",
+        "--onnx-calibration", choices=ONNX_CALIBRATIONS, default="MinMax",
+        type=lambda text: next((name for name in ONNX_CALIBRATIONS if name.lower() == text.lower()), text),
         help="ONNX Runtime's calibration method for onnx-int8 (default: MinMax, as TFLite)",
     )
     parser.add_argument(
