@@ -9,7 +9,9 @@ beside each exported int8 file the forms it was chosen against:
 
 - TFLite: per-tensor weights and uint8 I/O; XNNPACK (LiteRT's default) and the built-in kernels.
 - ONNX Runtime: the quantizer's plain QDQ output with int8 activations (S8S8, the earlier form)
-  and with uint8 ones (U8S8), and QOperator U8S8.
+  and with uint8 ones (U8S8), QOperator U8S8, and the exported form with the input channels of
+  the first convolution padded with zeros to a multiple of 4 (`pad_input_channels`), which the
+  x86 int8 convolution kernel needs; measured, not exported (the README says why).
 
 All files of a model are timed interleaved (every form once per round, the order rotating), one
 thread, batch 1 and 32; a row's time is the median over rounds and its ratio the median of the
@@ -159,8 +161,75 @@ def tflite_files(subject: Subject, folder: Path) -> list[Form]:
     return forms
 
 
+PADDED_FORM = "QDQ U8S8, float bias, input channels padded to 4"
+CHANNEL_MULTIPLE = 4
+"""Input channels per group that ONNX Runtime's x86 symmetric int8 convolution (MLAS ConvSym) takes: fewer go through im2col and a generic int8 GEMM."""
+
+
+def pad_input_channels(proto: Any, multiple: int = CHANNEL_MULTIPLE) -> list[str]:
+    """Pad the input of every plain Conv whose input channels are not a multiple of `multiple` with zero channels, in place; the Convs padded.
+
+    A Pad node (constant 0) on the channel axis feeds the Conv, whose weights gain as many
+    all-zero input-channel slices, so the float function is exactly the same. Per-channel weight
+    scales are unchanged (a zero weight quantizes to 0) and the padded tensor shares its source's
+    quantization parameters, so the int8 model computes the same integers too. Tensor names stay
+    as they were; the new ones end in `_channels_padded`.
+    """
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    readers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    padded, nodes = [], []
+    for node in graph.node:
+        group = next((attribute.i for attribute in node.attribute if attribute.name == "group"), 1)
+        if node.op_type == "Conv" and group == 1 and node.input[1] in initializers:
+            weights = numpy_helper.to_array(initializers[node.input[1]])
+            extra = -weights.shape[1] % multiple
+            if extra:
+                zeros = np.zeros((weights.shape[0], extra, *weights.shape[2:]), weights.dtype)
+                name = node.input[1] if readers[node.input[1]] == 1 else node.input[1] + "_channels_padded"
+                padded_weights = numpy_helper.from_array(np.concatenate([weights, zeros], axis=1), name)
+                if name in initializers:
+                    initializers[name].CopyFrom(padded_weights)
+                else:
+                    graph.initializer.append(padded_weights)
+                pads = np.zeros(2 * weights.ndim, np.int64)
+                pads[weights.ndim + 1] = extra  # the end of axis 1, the channels (ONNX Conv is NCHW)
+                graph.initializer.append(numpy_helper.from_array(pads, node.name + "_channel_pads"))
+                source, node.input[0], node.input[1] = node.input[0], node.input[0] + "_channels_padded", name
+                nodes.append(helper.make_node("Pad", [source, node.name + "_channel_pads"], [node.input[0]],
+                                              name=node.name + "_channel_pad", mode="constant"))
+                padded.append(node.name)
+        nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return padded
+
+
+def padded_int8(subject: Subject, fp32: Path, folder: Path) -> Path | None:
+    """The exported int8 form of the float model with `pad_input_channels` applied after pre-processing; None when no Conv needs it."""
+    import onnx
+
+    from edgeship.export.onnx_int8 import prepare, quantize_prepared
+
+    work = folder / "padded"
+    work.mkdir(exist_ok=True)
+    prepared = onnx.load(prepare(onnx.load(fp32), work))
+    if not pad_input_channels(prepared):
+        return None
+    onnx.checker.check_model(prepared, full_check=True)
+    onnx.save(prepared, work / "prepared_padded.onnx")
+    path = folder / "int8_channels_padded.onnx"
+    onnx.save(quantize_prepared(work / "prepared_padded.onnx", path, subject.options()), path)
+    return path
+
+
 def onnx_files(subject: Subject, folder: Path) -> list[Form]:
-    """fp32, the exported int8, and the quantizer's plain outputs the exporter was chosen against."""
+    """fp32, the exported int8, the quantizer's plain outputs the exporter was chosen against, and the exported form with padded channels."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -193,6 +262,9 @@ def onnx_files(subject: Subject, folder: Path) -> list[Form]:
         quantize_static(str(prepared), str(path), Pictures(), quant_format=quant_format, per_channel=True,
                         activation_type=activations, weight_type=QuantType.QInt8)
         forms.append(Form("onnxruntime", "cpu", form, "int8", path))
+    padded = padded_int8(subject, fp32, folder)
+    if padded is not None:
+        forms.append(Form("onnxruntime", "cpu", PADDED_FORM, "int8", padded))
     return forms
 
 
@@ -363,23 +435,29 @@ def onnx_profiles_by_kind(paths: dict[str, Path], inputs: np.ndarray, runs: int 
         for name, session in sessions.items():
             events = json.loads(Path(session.end_profiling()).read_text())
             nodes = {node.name: node for node in onnx.load(optimized[name]).graph.node}
-            profiles[name] = kinds_of(events, nodes, runs)
+            profiles[name] = kinds_of(events, nodes)
     return profiles
 
 
-def kinds_of(events: list[dict[str, Any]], nodes: dict[str, Any], runs: int) -> dict[str, float]:
-    """Profile events summed by layer kind, µs per run."""
-    kinds: dict[str, float] = {}
+def kinds_of(events: list[dict[str, Any]], nodes: dict[str, Any]) -> dict[str, float]:
+    """Profile events by layer kind, µs per run: each node's median over the runs (robust to other work on the machine), summed."""
+    durations: dict[str, list[float]] = {}
+    kind_of: dict[str, str] = {}
     for event in events:
         if event.get("cat") != "Node" or not event["name"].endswith("_kernel_time"):
             continue
-        node = nodes.get(event["name"][: -len("_kernel_time")])
-        kind = "other ops"
+        name = event["name"][: -len("_kernel_time")]
+        node = nodes.get(name)
+        kind = "channel padding (Pad)" if node is not None and node.op_type == "Pad" else "other ops"
         if node is not None and node.op_type in ("Conv", "QLinearConv"):
             shape = next(iter(event["args"]["input_type_shape"][0].values()))
             channels_last = any(a.name == "channels_last" and a.i for a in node.attribute)
             kind = layer_kind(node, shape[-1] if channels_last else shape[1])
-        kinds[kind] = kinds.get(kind, 0.0) + event["dur"] / runs
+        durations.setdefault(name, []).append(event["dur"])
+        kind_of[name] = kind
+    kinds: dict[str, float] = {}
+    for name, node_durations in durations.items():
+        kinds[kind_of[name]] = kinds.get(kind_of[name], 0.0) + statistics.median(node_durations)
     return kinds
 
 
@@ -463,6 +541,26 @@ def verdict_rows(subject: Subject, forms: list[Form]) -> list[list[Any]]:
     return rows
 
 
+def profile_table(profile: dict[str, dict[str, float]]) -> str:
+    """Per layer kind: fp32 µs, then µs and the ratio to fp32 of every int8 form profiled; a total row."""
+    from edgeship.runtime.tables import markdown_table
+
+    forms = [name for name in profile if name != "fp32"]
+    kinds = sorted(set().union(*profile.values()))
+    totals = {name: sum(kinds_us.values()) for name, kinds_us in profile.items()}
+
+    def row(label: str, values: dict[str, float]) -> list[Any]:
+        cells: list[Any] = [label, f"{values['fp32']:,.0f}"]
+        for name in forms:
+            cells += [f"{values[name]:,.0f}", f"{values[name] / values['fp32']:.2f}" if values["fp32"] else None]
+        return cells
+
+    rows = [row(kind, {name: profile[name].get(kind, 0.0) for name in profile}) for kind in kinds]
+    rows.append(row("total", totals))
+    headers = ["layer kind", "fp32 µs"] + [part for name in forms for part in (f"{name} µs", f"{name} / fp32")]
+    return markdown_table(headers, rows)
+
+
 def bytes_table(breakdowns: dict[str, dict[str, int]]) -> str:
     from edgeship.runtime.tables import markdown_table
 
@@ -501,19 +599,19 @@ def main() -> None:
                       "onnx fp32": onnx_bytes(fp32["onnxruntime"].path), "onnx int8": onnx_bytes(exported["onnxruntime"].path),
                       "onnx S8S8 plain": onnx_bytes(next(f.path for f in forms if f.form.startswith("QDQ S8S8")))}
         batch = subject.test_inputs()[:32]
-        profile = onnx_profiles_by_kind({"fp32": fp32["onnxruntime"].path, "int8": exported["onnxruntime"].path}, batch)
+        profiled = {"fp32": fp32["onnxruntime"].path, "int8": exported["onnxruntime"].path}
+        padded = next((form for form in forms if form.form == PADDED_FORM), None)
+        if padded is not None:
+            profiled["int8 padded"] = padded.path
+        profile = onnx_profiles_by_kind(profiled, batch)
         keras_accuracy = float((subject.model.predict(subject.test_inputs(), verbose=0).argmax(1) == subject.test_labels).mean())
         print(f"\n## {subject.name} ({subject.model.count_params():,} parameters, Keras test accuracy {keras_accuracy:.2%}, "
               f"{args.threads} thread, median of {args.rounds} interleaved rounds)\n")
         print(forms_table(subject, forms))
         print("\nWhere the bytes go (the exported files, and the quantizer's plain S8S8 output):\n")
         print(bytes_table(breakdowns))
-        kinds = sorted(set(profile["fp32"]) | set(profile["int8"]))
-        print("\nONNX Runtime's profile at batch 32, µs per run by layer kind:\n")
-        print(markdown_table(["layer kind", "fp32 µs", "int8 µs", "int8 / fp32"],
-                             [[kind, f"{profile['fp32'].get(kind, 0):,.0f}", f"{profile['int8'].get(kind, 0):,.0f}",
-                               f"{profile['int8'].get(kind, 0) / profile['fp32'][kind]:.2f}" if profile["fp32"].get(kind) else None]
-                              for kind in kinds]))
+        print("\nONNX Runtime's profile at batch 32, µs per run by layer kind (each node's median over the runs; int8 padded: input channels padded to 4):\n")
+        print(profile_table(profile))
         verdicts += verdict_rows(subject, forms)
         summary[subject.name] = {
             "parameters": subject.model.count_params(), "keras_accuracy": keras_accuracy,

@@ -238,3 +238,51 @@ def test_the_onnx_calibration_method_and_image_count_are_options_and_recorded(ml
     with pytest.raises(UsageError, match="--onnx-calibration must be one of MinMax, Entropy, Percentile, got 'KL'"):
         export_bundle(mlp_run.model_path, tmp_path / "other", formats="onnx-int8", dataset=sample_dataset, onnx_calibration="KL")
     assert not (tmp_path / "other").exists()
+
+
+def load_int8_benchmark():
+    """benchmarks/int8_speed.py as a module: it holds the channel padding that the ONNX int8 timings compare against."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "int8_speed.py"
+    spec = importlib.util.spec_from_file_location("int8_speed", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_padding_the_input_channels_keeps_the_float_and_the_int8_answers(cnn_bundle, sample_dataset, read_golden, scale_as_manifest, tmp_path):
+    """The benchmark's padded form is a fair comparison: zero channels change neither the float model nor its int8 integers; names stay."""
+    from edgeship.export.onnx_int8 import prepare, quantize_prepared
+
+    benchmark = load_int8_benchmark()
+    manifest = cnn_bundle.manifest
+    prepared_path = prepare(onnx.load(cnn_bundle.bundle / "model.onnx"), tmp_path)
+    padded = onnx.load(prepared_path)
+    convs = [node.name for node in padded.graph.node if node.op_type == "Conv"]
+    assert benchmark.pad_input_channels(padded) == convs[:1], "only the first conv (1 input channel) needs padding"
+    onnx.checker.check_model(padded, full_check=True)
+    onnx.save(padded, tmp_path / "padded.onnx")
+    unpadded_names = {name for node in onnx.load(prepared_path).graph.node for name in node.output}
+    assert unpadded_names <= {name for node in padded.graph.node for name in node.output}
+
+    digits = scale_as_manifest(read_golden(cnn_bundle.bundle)["images"], manifest)
+    reference = run_onnx(cnn_bundle.bundle / "model.onnx", digits)
+    assert np.abs(run_onnx(tmp_path / "padded.onnx", digits) - reference).max() < 1e-5
+
+    options = ExportOptions(
+        input_shape=tuple(manifest.input.shape), input_spec=manifest.input, labels=manifest.labels,
+        output_kind="probabilities", calibration_images=sample_dataset.x_train[:64], calibration={"images": 64},
+    )
+    quantize_prepared(prepared_path, tmp_path / "int8.onnx", options)
+    quantized = quantize_prepared(tmp_path / "padded.onnx", tmp_path / "int8_padded.onnx", options)
+    initializers = {init.name: onnx.numpy_helper.to_array(init) for init in quantized.graph.initializer}
+    scales = {node.input[0]: float(initializers[node.input[1]]) for node in quantized.graph.node if node.op_type == "QuantizeLinear"}
+    source = next(name for name in scales if name + "_channels_padded" in scales)
+    assert scales[source + "_channels_padded"] == scales[source], "the padded tensor shares its source's scale"
+    int8, int8_padded = run_onnx(tmp_path / "int8.onnx", digits), run_onnx(tmp_path / "int8_padded.onnx", digits)
+    assert np.abs(int8_padded - int8).max() <= 1 / 255 + 1e-6
+    assert (int8_padded.argmax(1) == reference.argmax(1)).mean() >= 0.98
