@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgeship.devices.inventory import Device
+from edgeship.devices.transport import QemuArm64Transport
 from tools.arm64 import REPO
-from tools.arm64.check import GATE_EXIT, SKIP_EXIT, Result, bench_label, compare_artifact, summary, verdict
+from tools.arm64.check import GATE_EXIT, SKIP_EXIT, Result, bench_label, compare_artifact, emulated_pi, summary, verdict, x86_machine
 from tools.arm64.process import CheckError
-from tools.arm64.qemu import EmulatedArm64, LocalMachine
 from tools.arm64.rootfs import DEFAULT_CACHE, DEFAULT_MIRROR, debian_mirror
 from tools.arm64.wheels import target_platform_options
 
@@ -111,7 +112,7 @@ def test_backends_that_crash_under_qemu_are_reported_not_testable(arm64_check):
 @pytest.mark.arm64
 def test_the_emulated_root_is_a_device_with_an_arm64_python(arm64_check, tmp_path):
     root = Path(os.environ.get("EDGESHIP_ARM64_CACHE", DEFAULT_CACHE)) / "root"
-    device = EmulatedArm64(root, tmp_path / "home", "qemu-aarch64-static")
+    device = QemuArm64Transport(Device("emupi", kind="qemu-arm64", folder=str(tmp_path / "home"), root=str(root)))
 
     code = ("import json, platform, sys; a, b = open('numbers.txt').read().split(); open('sum.txt', 'w').write(str(int(a) + int(b))); "
             "print(json.dumps([platform.machine(), sys.version_info[:2], sys.path]))")
@@ -232,44 +233,31 @@ def test_pip_targets_every_manylinux_tag_bookworm_accepts():
     assert options[options.index("--abi") + 1] == "cp311"
 
 
-def test_a_local_machine_runs_commands_and_moves_files_in_its_home(tmp_path):
-    machine = LocalMachine(tmp_path / "home", "python3", environment={"PATH": os.environ["PATH"]})
-    (tmp_path / "in.txt").write_text("payload")
-
-    async def session():
-        async with machine:
-            await machine.put(tmp_path / "in.txt", "copy.txt")
-            echoed = await machine.run("cat copy.txt; cat; echo err >&2", input=" and stdin")
-            await machine.rename("copy.txt", "moved.txt")
-            await machine.get("moved.txt", tmp_path / "back.txt")
-            failed = await machine.run("exit 3")
-            killed = await machine.run("kill -9 $$")
-            with pytest.raises(CheckError, match="did not finish within 1 s"):
-                await machine.run("sleep 30", timeout=1)
-            with pytest.raises(CheckError, match="cannot fetch missing.txt"):
-                await machine.get("missing.txt", tmp_path / "never.txt")
-            return echoed, failed, killed
-
-    echoed, failed, killed = asyncio.run(session())
-    assert (echoed.returncode, echoed.stdout, echoed.stderr) == (0, "payload and stdin", "err\n")
-    assert (tmp_path / "back.txt").read_text() == "payload"
-    assert not (tmp_path / "home" / "copy.txt").exists()
-    assert failed.returncode == 3
-    assert killed.returncode is None
-    assert not (tmp_path / "never.txt").exists()
+def test_the_x86_side_runs_this_python_in_the_checkout_with_the_checks_environment(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", "/the/checkout/first")
+    host = x86_machine()
+    assert host.python_command(host.device.python) == shlex.quote(sys.executable)
+    done = asyncio.run(host.run('pwd; echo "$PYTHONPATH"'))
+    assert done.stdout.splitlines() == [str(REPO), "/the/checkout/first"]
 
 
-def test_the_emulated_python_is_the_roots_under_qemu_with_a_clean_environment(tmp_path, monkeypatch):
+def test_the_emulated_pi_is_the_qemu_arm64_device_with_the_checks_site_and_a_clean_environment(tmp_path, monkeypatch):
+    bin_folder = tmp_path / "bin"
+    bin_folder.mkdir()
+    (bin_folder / "qemu-aarch64-static").write_text("#!/bin/sh\n")
+    (bin_folder / "qemu-aarch64-static").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_folder))
     monkeypatch.setenv("PYTHONPATH", "/host/only")
     monkeypatch.setenv("VIRTUAL_ENV", "/host/venv")
-    device = EmulatedArm64(tmp_path / "root", tmp_path / "home", "/usr/bin/qemu-aarch64-static", "cortex-a53", site=tmp_path / "site")
-    qemu = f"/usr/bin/qemu-aarch64-static -cpu cortex-a53 -L {tmp_path / 'root'}"
-    assert device.python_command("/usr/bin/python3.11") == f"{qemu} {tmp_path / 'root/usr/bin/python3.11'}"
+    (tmp_path / "home").mkdir()
+    device = emulated_pi(tmp_path / "root", tmp_path / "home", "cortex-a53", "tflite", tmp_path / "site")
+    qemu = f"{bin_folder / 'qemu-aarch64-static'} -cpu cortex-a53 -L {tmp_path / 'root'}"
+    assert device.python_command(device.device.python) == f"{qemu} {tmp_path / 'root/usr/bin/python3.11'}"
     assert device.python_command("python3") == f"{qemu} {tmp_path / 'root/usr/bin/python3'}"
     assert device.python_command("venv/bin/python") == f"{qemu} {tmp_path / 'home/venv/bin/python'}"
-    assert device.environment["PYTHONPATH"] == str(tmp_path / "site")
-    assert "VIRTUAL_ENV" not in device.environment
-    assert device.label.startswith("qemu-aarch64 cortex-a53 on ")
+    done = asyncio.run(device.run('pwd; echo "$PYTHONPATH ${VIRTUAL_ENV-none} $PYTHONNOUSERSITE"'))
+    assert done.stdout.splitlines() == [str(tmp_path / "home"), f"{tmp_path / 'site'} none 1"]
+    assert device.emulated.startswith("qemu-aarch64 cortex-a53 on ")
 
 
 @pytest.mark.arm64

@@ -10,7 +10,8 @@ Two kinds share it, so every step above (install, copy, selftest, bench) is one 
 - `LocalTransport`: the commands run in a folder of this machine, which stands for the device's
   home.
 - `QemuArm64Transport`: that folder with the Python of an emulated arm64 Debian root, started by
-  qemu-user (kind "qemu-arm64"), so the emulated Pi of `make test-arm64` is one more device.
+  qemu-user (kind "qemu-arm64"). `make test-arm64` (tools/arm64/check.py) drives its emulated Pi
+  and its x86 side through these two classes too, so the check and `edgeship device run` share them.
 
 Remote paths are relative to the login's home (the folder for a local device) or absolute, and are
 always shell-quoted by the caller with `shlex.quote`.
@@ -246,11 +247,16 @@ class SSHTransport(Transport):
 
 
 class LocalTransport(Transport):
-    """A device that is a folder of this machine: commands run there with /bin/sh, files are copied in and out."""
+    """A device that is a folder of this machine: commands run there with /bin/sh, files are copied in and out.
 
-    def __init__(self, device: Device) -> None:
+    Commands get a clean login's variables, unless `environment` gives them all (the arm64 check's
+    x86 side runs this machine's own Python, which needs the workstation's environment as it is).
+    """
+
+    def __init__(self, device: Device, environment: dict[str, str] | None = None) -> None:
         super().__init__(device)
         self.folder = Path(device.folder or ".").resolve()
+        self.environment = environment
 
     async def open(self) -> None:
         if not self.folder.is_dir():
@@ -261,6 +267,8 @@ class LocalTransport(Transport):
 
     def _environment(self) -> dict[str, str]:
         """What a login would have: no virtualenv or PYTHONPATH of the workstation's own Python leaks in."""
+        if self.environment is not None:
+            return self.environment
         keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "LOGNAME")
         return {key: os.environ[key] for key in keep if key in os.environ}
 
@@ -312,17 +320,18 @@ class QemuArm64Transport(LocalTransport):
     The minimal root has neither pip nor the venv module, and qemu-user cannot start a guest program
     from a guest program without binfmt_misc (a kernel-wide registration), so the runtime's "venv"
     is a folder VENV/site that pip fills from this machine (`pip install --target`, for the
-    device's platform, from the same wheels an SSH device gets), found through PYTHONPATH.
+    device's platform, from the same wheels an SSH device gets), found through PYTHONPATH. `site`
+    puts that folder elsewhere (the arm64 check fills its own, outside the device's home).
     """
 
     installs_runtime_here = True
 
-    def __init__(self, device: Device) -> None:
+    def __init__(self, device: Device, site: Path | None = None) -> None:
         super().__init__(device)
         self.root = Path(device.root or "")
         self.qemu = shutil.which("qemu-aarch64-static")
         self.venv = device.venv_path.rstrip("/")
-        self.site = self.folder / self.venv / "site"
+        self.site = self.folder / self.venv / "site" if site is None else Path(site)
         self.emulated = f"qemu-aarch64 {device.cpu} on {platform.machine()}"
 
     async def open(self) -> None:

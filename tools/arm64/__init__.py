@@ -9,10 +9,11 @@ Developer tooling, kept out of the wheel. `make test-arm64` runs `python -m tool
 2. `wheels`: installs there what `pip install 'edgeship[tflite]'` installs on a Pi: a wheel built
    from this checkout plus the aarch64 wheels of its extra (numpy<2, tflite-runtime 2.14), resolved
    for manylinux aarch64 / CPython 3.11 and cached, so a warm run needs no network.
-3. `qemu`: the root as a device, `EmulatedArm64`: run a command, put and get files, start its
-   Python under `qemu-aarch64-static -cpu cortex-a72` (a Raspberry Pi 4's core). It has the method
-   shapes of the SSH devices' transports, so it can become one more device kind.
-4. `check`: copies a bundle exported on x86 into that device, runs `python -m edgeship.runtime
+3. `check`: reaches the root as the device kind "qemu-arm64" of `edgeship device`
+   (`edgeship.devices.transport.QemuArm64Transport`: its Python started under
+   `qemu-aarch64-static -cpu cortex-a72`, a Raspberry Pi 4's core), and this machine as a "local"
+   one (`LocalTransport`), so the emulated Pi here and `edgeship device run` share one code path.
+   It copies a bundle exported on x86 into that device, runs `python -m edgeship.runtime
    selftest`, `predict --json` and `bench --machine-label ... --emulated` there, and compares the
    arm64 probabilities on 1,000 test images with the x86 ones artifact by artifact, with the
    runtime's own comparator; prints a summary and writes arm64-check.json.

@@ -39,7 +39,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from edgeship.errors import EdgeshipError
+from edgeship.devices.inventory import Device
+from edgeship.devices.transport import LocalTransport, QemuArm64Transport
+from edgeship.errors import DeviceError, EdgeshipError
 from edgeship.files import atomic_path, atomic_write_json
 from edgeship.runtime.bundle import Bundle
 from edgeship.runtime.compare import compare, judge
@@ -47,8 +49,7 @@ from edgeship.runtime.gates import Gate
 from edgeship.runtime.status import ERROR, FAIL, PASS, SKIPPED, label
 from tools.arm64 import REPO
 from tools.arm64.process import CheckError, Skip, append_log, run, say, tail
-from tools.arm64.qemu import EmulatedArm64, LocalMachine
-from tools.arm64.rootfs import DEFAULT_CACHE, cache_lock, debian_mirror, ensure_host_tools, ensure_root
+from tools.arm64.rootfs import DEFAULT_CACHE, PYTHON, cache_lock, debian_mirror, ensure_host_tools, ensure_root
 from tools.arm64.wheels import build_edgeship_wheel, install_runtime
 
 SKIP_EXIT = 77
@@ -92,9 +93,8 @@ class Result:
 
 @dataclass
 class Target:
-    """The prepared emulated Pi: qemu, the cached root and its details, the wheel cache, edgeship's wheel and the installed packages."""
+    """The prepared emulated Pi: the cached root and its details, the wheel cache, edgeship's wheel and the installed packages."""
 
-    qemu: str
     root: Path
     details: dict[str, str]
     wheels: Path
@@ -112,14 +112,25 @@ def timed(result: Result, stage: str) -> Iterator[None]:
         result.timings[stage] = round(time.perf_counter() - start, 2)
 
 
+def x86_machine() -> LocalTransport:
+    """This machine as the reference device: the dev venv's Python in the checkout, with the environment the check runs in."""
+    return LocalTransport(Device("x86", kind="local", folder=str(REPO), python=sys.executable), environment=dict(os.environ))
+
+
+def emulated_pi(root: Path, home: Path, cpu: str, extra: str, site: Path) -> QemuArm64Transport:
+    """The Bookworm root as the device `edgeship device run` reaches for kind "qemu-arm64", its runtime in `site`."""
+    device = Device("emulated-pi", kind="qemu-arm64", folder=str(home), root=str(root), cpu=cpu, python=PYTHON, extra=extra)
+    return QemuArm64Transport(device, site=site)
+
+
 def bench_label(cpu: str) -> str:
     """The machine label of the emulated bench JSON; the report adds "(emulated)"."""
     return f"arm64 Raspberry Pi OS Bookworm, qemu {cpu}"
 
 
-async def runtime_cli(machine: LocalMachine, arguments: list[str], what: str, log: Path) -> dict[str, Any]:
+async def runtime_cli(machine: LocalTransport, arguments: list[str], what: str, log: Path) -> dict[str, Any]:
     """Run `python -m edgeship.runtime ...` on a machine: its exit code (None: killed by a signal), time and output."""
-    command = f"{machine.python_command(machine.python)} -m edgeship.runtime {shlex.join(arguments)}"
+    command = f"{machine.python_command(machine.device.python)} -m edgeship.runtime {shlex.join(arguments)}"
     start = time.perf_counter()
     done = await machine.run(command)
     append_log(log, command, done.stdout + done.stderr, done.returncode)
@@ -142,7 +153,7 @@ def succeeded(outcome: dict[str, Any], what: str) -> dict[str, Any]:
     return outcome
 
 
-async def backend_packages(machine: LocalMachine, what: str, log: Path) -> dict[str, str]:
+async def backend_packages(machine: LocalTransport, what: str, log: Path) -> dict[str, str]:
     """`python -m edgeship.runtime backends --json` as {backend: "package version"} for the available ones."""
     outcome = succeeded(await runtime_cli(machine, ["backends", "--json"], what, log), what)
     statuses = json.loads(outcome["stdout"])
@@ -158,7 +169,7 @@ def save_test_set(count: int, path: Path) -> np.ndarray:
     return dataset.y_test[:count]
 
 
-async def predictions(machine: LocalMachine, bundle: str, artifact: str, images: str, what: str, log: Path) -> tuple[np.ndarray, str, dict[str, Any]]:
+async def predictions(machine: LocalTransport, bundle: str, artifact: str, images: str, what: str, log: Path) -> tuple[np.ndarray, str, dict[str, Any]]:
     """`predict --json` of one artifact on every test image: the probabilities, the backend and the command's outcome."""
     outcome = succeeded(await runtime_cli(machine, ["predict", bundle, images, "--artifact", artifact, "--top-k", "1", "--json"], what, log), what)
     payload = json.loads(outcome.pop("stdout"))
@@ -218,7 +229,7 @@ def ensure_bundle(bundle: Path | None, out: Path, log: Path) -> Bundle:
         raise CheckError(f"{bundle}: {exc}") from exc
 
 
-async def put_bundle(machine: LocalMachine, bundle: Bundle, remote: str = "bundle") -> str:
+async def put_bundle(machine: LocalTransport, bundle: Bundle, remote: str = "bundle") -> str:
     """Copy the files a device needs (manifest, exported artifacts, golden set) into `remote` on the machine, as onto a device."""
     manifest = bundle.manifest
     names = ["manifest.json", *(artifact.file for artifact in manifest.artifacts if artifact.has_file)]
@@ -227,13 +238,13 @@ async def put_bundle(machine: LocalMachine, bundle: Bundle, remote: str = "bundl
     folders = sorted({str(PurePosixPath(remote, name).parent) for name in names})
     done = await machine.run(f"mkdir -p {shlex.join(folders)}")
     if done.returncode != 0:
-        raise CheckError(f"{machine.name}: cannot create {remote}/ ({done.tail()})")
+        raise CheckError(f"{machine.device.name}: cannot create {remote}/ ({done.tail()})")
     for name in names:
         await machine.put(bundle.folder / name, f"{remote}/{name}")
     return remote
 
 
-async def fetch(machine: LocalMachine, remote: str, local: Path) -> Path:
+async def fetch(machine: LocalTransport, remote: str, local: Path) -> Path:
     """Copy a file the machine wrote to `local`, atomically."""
     with atomic_path(local) as temporary:
         await machine.get(remote, temporary)
@@ -248,7 +259,7 @@ async def probe_unsupported(target: Target, cpu: str, bundle: Bundle, remote_bun
         versions, _ = install_runtime(target.wheel, extra, site, target.wheels, log)
         artifact = next((a.name for a in bundle.manifest.artifacts if a.format == file_format and a.status == PASS), None)
         arguments = ["predict", remote_bundle, images, "--artifact", artifact, "--backend", backend, "--json"] if artifact else ["backends", "--json"]
-        outcome = await runtime_cli(EmulatedArm64(target.root, work / "home", target.qemu, cpu, site), arguments, f"edgeship[{extra}] under qemu", log)
+        outcome = await runtime_cli(emulated_pi(target.root, work / "home", cpu, extra, site), arguments, f"edgeship[{extra}] under qemu", log)
         findings[extra] = {
             "documented": NOT_TESTABLE[extra],
             "versions": versions,
@@ -278,10 +289,10 @@ def prepare(args: argparse.Namespace, result: Result, work: Path, logs: Path) ->
             wheel, result.cache["build_wheels"] = build_edgeship_wheel(wheels, work, logs / "pip.log")
         with timed(result, "install_runtime"):
             versions, result.cache["runtime_wheels"] = install_runtime(wheel, "tflite", work / "site", wheels, logs / "pip.log")
-    return Target(qemu, root, details, wheels, wheel, versions)
+    return Target(root, details, wheels, wheel, versions)
 
 
-async def runnable_artifacts(emulator: EmulatedArm64, bundle: Bundle, remote_bundle: str, result: Result, out: Path, log: Path) -> list[str]:
+async def runnable_artifacts(emulator: QemuArm64Transport, bundle: Bundle, remote_bundle: str, result: Result, out: Path, log: Path) -> list[str]:
     """Run selftest on the emulated Pi; the TFLite artifacts it runs (those it skips are recorded: an error when required)."""
     artifacts = [a.name for a in bundle.manifest.artifacts if a.format == "tflite" and a.status == PASS]
     if not artifacts:
@@ -290,7 +301,7 @@ async def runnable_artifacts(emulator: EmulatedArm64, bundle: Bundle, remote_bun
     result.runtime_cli["selftest"] = outcome
     try:
         selftest = await fetch(emulator, SELFTEST_JSON, out / SELFTEST_JSON)
-    except CheckError as exc:
+    except DeviceError as exc:
         raise CheckError(f"arm64 `selftest` wrote no JSON ({exit_text(outcome['returncode'])}):\n{outcome['output_tail']}") from exc
     result.selftest_json = str(selftest)
     rows = {row["artifact"]: row for row in json.loads(selftest.read_text(encoding="utf-8"))["rows"]}
@@ -313,9 +324,9 @@ async def check(args: argparse.Namespace, result: Result, out: Path, work: Path)
     result.host = {"machine": platform.machine(), "python": platform.python_version(), "cpus": str(os.cpu_count())}
     result.not_testable_under_emulation = {extra: {"documented": text} for extra, text in NOT_TESTABLE.items()}
     target = prepare(args, result, work, logs)
-    host = LocalMachine(REPO, sys.executable, name="x86")
-    emulator = EmulatedArm64(target.root, work / "home", target.qemu, args.cpu, work / "site")
-    result.emulated = emulator.label
+    host = x86_machine()
+    emulator = emulated_pi(target.root, work / "home", args.cpu, "tflite", work / "site")
+    result.emulated = emulator.emulated
     result.target = {"debian": target.details["debian"], "python": target.details["python"], **target.versions}
     async with emulator:
         with timed(result, "bundle"):
@@ -445,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(check(args, result, out, Path(work)))
         except Skip as skip:
             result.status, result.reason = SKIPPED, str(skip)
-        except CheckError as error:
+        except (CheckError, DeviceError) as error:
             result.status, result.reason = ERROR, str(error)
     atomic_write_json(out / "arm64-check.json", asdict(result))
     if args.device_out and result.selftest_json and result.bench_json:
