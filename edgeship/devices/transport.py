@@ -1,6 +1,6 @@
 """One small interface to reach a device: run a shell command, put a file, get a file.
 
-Two kinds share it, so every step above (install, copy, selftest, bench) is one code path:
+Three kinds share it, so every step above (install, copy, selftest, bench) is one code path:
 - `SSHTransport`, over asyncssh. Chosen over Fabric (Paramiko, threads) because asyncio runs many
   devices at once in one thread with a semaphore as the bound, and asyncssh carries SFTP, known_hosts
   checking and the SSH agent itself. Host keys are checked against known_hosts; an unknown host is
