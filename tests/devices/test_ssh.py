@@ -226,6 +226,16 @@ def fake_venv(folder: Path, warm_venv: Path, script: str) -> Path:
     return folder
 
 
+def run_beside_a_healthy_device(sshd, warm_venv: Path, bundle: Path, tmp_path: Path, name: str, venv: Path, capsys) -> tuple[int, str]:
+    """`device run --all` on two devices, "healthy" (the warm venv) and `name` (its own venv): the exit code and the output."""
+    inventory = write_inventory(tmp_path / "devices.toml", [
+        sshd.device("healthy", tmp_path / "healthy", venv=str(warm_venv)),
+        sshd.device(name, tmp_path / name, venv=str(venv)),
+    ])
+    code = edgeship("device", "run", bundle, "--all", "--inventory", inventory, "--seconds", "0.05")
+    return code, capsys.readouterr().out
+
+
 def test_selftest_failing_on_one_device_only(sshd, warm_venv, run_folder, tmp_path, capsys):
     """One device's runtime computes in half precision: its selftest fails (❌ fail), the other passes, exit 1.
 
@@ -254,12 +264,7 @@ def test_selftest_failing_on_one_device_only(sshd, warm_venv, run_folder, tmp_pa
         onnxruntime.InferenceSession.run = run
     """))
     venv = fake_venv(tmp_path / "half-venv", warm_venv, f'#!/bin/sh\nPYTHONPATH={half} exec {warm_venv}/bin/python "$@"\n')
-    inventory = write_inventory(tmp_path / "devices.toml", [
-        sshd.device("healthy", tmp_path / "healthy", venv=str(warm_venv)),
-        sshd.device("halfp", tmp_path / "halfp", venv=str(venv)),
-    ])
-    code = edgeship("device", "run", bundle, "--all", "--inventory", inventory, "--seconds", "0.05")
-    out = capsys.readouterr().out
+    code, out = run_beside_a_healthy_device(sshd, warm_venv, bundle, tmp_path, "halfp", venv, capsys)
     assert code == 1, out
     failing = device_json(run_folder / "devices", "halfp")
     assert failing["selftest"] == "fail" and failing["status"] == "fail"
@@ -285,12 +290,7 @@ def test_damaged_file_on_one_device_is_a_selftest_error(sshd, warm_venv, run_fol
         f'[ -n "$target" ] && printf "\\377\\377\\377\\377" | dd of="$target" bs=1 seek=64 conv=notrunc 2>/dev/null\n'
         f'exec {warm_venv}/bin/python "$@"\n'
     ))
-    inventory = write_inventory(tmp_path / "devices.toml", [
-        sshd.device("healthy", tmp_path / "healthy", venv=str(warm_venv)),
-        sshd.device("damaged", tmp_path / "damaged", venv=str(faulty_venv)),
-    ])
-    code = edgeship("device", "run", bundle, "--all", "--inventory", inventory, "--seconds", "0.05")
-    out = capsys.readouterr().out
+    code, out = run_beside_a_healthy_device(sshd, warm_venv, bundle, tmp_path, "damaged", faulty_venv, capsys)
     assert code == 1, out
     damaged = device_json(run_folder / "devices", "damaged")
     assert damaged["selftest"] == "error" and damaged["status"] == "error" and damaged["stage"] == "selftest"

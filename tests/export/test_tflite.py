@@ -86,16 +86,17 @@ def test_files_keep_a_dynamic_batch(mlp_bundle, read_golden, scale_as_manifest):
         assert outputs.shape == (batch, 10)
 
 
+def _mlp_int8_options(sample_dataset, **overrides) -> ExportOptions:
+    """Export options for the seed MLP's int8 file, calibrated on 100 sample digits."""
+    return ExportOptions(
+        input_shape=(28, 28), input_spec=InputSpec(shape=[28, 28]), labels=[str(d) for d in range(10)],
+        output_kind="probabilities", calibration_images=sample_dataset.x_train[:100], **overrides,
+    )
+
+
 def test_int8_with_uint8_io_takes_raw_pixels_as_they_are(mlp_run, sample_dataset, tmp_path):
     classifier = load_classifier(mlp_run.model_path)
-    options = ExportOptions(
-        input_shape=(28, 28),
-        input_spec=InputSpec(shape=[28, 28]),
-        labels=[str(d) for d in range(10)],
-        output_kind="probabilities",
-        calibration_images=sample_dataset.x_train[:100],
-        int8_io="uint8",
-    )
+    options = _mlp_int8_options(sample_dataset, int8_io="uint8")
     record = export_tflite_int8(classifier.model, tmp_path / "uint8io.tflite", options)
     assert record.path.is_file() and record.details["io_type"] == "uint8"
     raw = sample_dataset.x_test[:50]
@@ -111,13 +112,7 @@ def test_int8_with_uint8_io_takes_raw_pixels_as_they_are(mlp_run, sample_dataset
 def test_int8_weights_are_per_channel_unless_asked_per_tensor(mlp_run, sample_dataset, tmp_path):
     """Per-channel weights carry a scale and zero point per output channel (the size the int8 file pays); per-tensor one."""
     classifier = load_classifier(mlp_run.model_path)
-    options = ExportOptions(
-        input_shape=(28, 28),
-        input_spec=InputSpec(shape=[28, 28]),
-        labels=[str(d) for d in range(10)],
-        output_kind="probabilities",
-        calibration_images=sample_dataset.x_train[:100],
-    )
+    options = _mlp_int8_options(sample_dataset)
     record = export_tflite_int8(classifier.model, tmp_path / "per_channel.tflite", options)
     assert record.details["weights"] == "int8, per-channel"
     per_tensor = tmp_path / "per_tensor.tflite"
