@@ -34,24 +34,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 FORMATS = ("tflite-int8", "onnx-int8")
 
 
-def outlier_copy(model_path: Path, out: Path) -> Path:
-    """The model with 4 hidden units' incoming weights and bias x3000 and outgoing weights /3000 (same float function)."""
-    import keras
-
-    from tools.outliers import outlier_mlp, save_with_card
-
-    return save_with_card(outlier_mlp(keras.saving.load_model(model_path, compile=False)), model_path, out)
-
-
-def outlier_mobilenet_copy(model_path: Path, out: Path) -> Path:
-    """MobileNetV2 with its first projection's channel 0 x3000 and the next expansion's input /3000 (same float function)."""
-    import keras
-
-    from tools.outliers import outlier_mobilenetv2, save_with_card
-
-    return save_with_card(outlier_mobilenetv2(keras.saving.load_model(model_path, compile=False)), model_path, out)
-
-
 def steps_of(manifest, name: str) -> list[dict]:
     artifact = manifest.artifact(name)
     rescue = artifact.details.get("rescue")
@@ -73,13 +55,14 @@ def main() -> None:
     from edgeship.export.rescue import RescuePolicy
     from edgeship.runtime.tables import cell, markdown_table
     from edgeship.train import train_model
+    from tools.outliers import outlier_copy, outlier_mlp, outlier_mobilenetv2
 
     dataset = load_dataset("mnist-sample")
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="edgeship-rescue-"))
     models = {}
     for architecture in ("mlp", "cnn"):
         models[architecture] = train_model(architecture, dataset, epochs=5, seed=0, out=root / architecture, progress=False).model_path
-    models["mlp-outlier"] = outlier_copy(models["mlp"], root / "mlp-outlier")
+    models["mlp-outlier"] = outlier_copy(models["mlp"], root / "mlp-outlier", outlier_mlp)
     datasets = dict.fromkeys(models, dataset)
     if not args.no_mobilenet:
         from edgeship.data import FolderOptions
@@ -87,8 +70,8 @@ def main() -> None:
 
         pictures = load_dataset(write_shapes_folder(root / "shapes", per_class=300), FolderOptions(image_size=(96, 96)))
         models["mobilenetv2"] = train_model("mobilenetv2", pictures, epochs=15, seed=0, out=root / "mobilenetv2", progress=False).model_path
-        models["mobilenetv2-outlier"] = outlier_mobilenet_copy(models["mobilenetv2"], root / "mobilenetv2-outlier")
-        datasets.update(mobilenetv2=pictures, **{"mobilenetv2-outlier": pictures})
+        models["mobilenetv2-outlier"] = outlier_copy(models["mobilenetv2"], root / "mobilenetv2-outlier", outlier_mobilenetv2)
+        datasets["mobilenetv2"] = datasets["mobilenetv2-outlier"] = pictures
 
     formats = ",".join(FORMATS)
     forced = RescuePolicy(min_agreement=1.01, max_float_layers=args.max_float_layers)

@@ -107,12 +107,9 @@ def outlier_mlp_path(tmp_path_factory, mlp_run):
     ReLU is positively homogeneous, so the float model computes the same function, but the hidden
     layer's activation range now spans 3000x the other units': per-tensor int8 zeroes them out.
     """
-    import keras
+    from tools.outliers import outlier_copy, outlier_mlp
 
-    from tools.outliers import outlier_mlp, save_with_card
-
-    model = outlier_mlp(keras.saving.load_model(mlp_run.model_path, compile=False))
-    return save_with_card(model, mlp_run.model_path, tmp_path_factory.mktemp("outlier-mlp"))
+    return outlier_copy(mlp_run.model_path, tmp_path_factory.mktemp("outlier-mlp"), outlier_mlp)
 
 
 OUTLIER_FORMATS = "tflite-fp32,tflite-int8,onnx,onnx-int8"

@@ -14,15 +14,15 @@ on purpose from a trained one, without changing what it computes:
   A depthwise channel could not be used: ReLU6 follows every depthwise convolution and its clip
   at 6 is not scale-invariant.
 
-Used by the tests (tests/conftest.py) and benchmarks/int8_rescue.py. `save_with_card` writes the
-copy beside a copy of the model card, so `edgeship export` reads the same preprocessing.
+Used by the tests and benchmarks/int8_rescue.py. `outlier_copy` writes such a copy of a trained
+model's file beside a copy of its card, so `edgeship export` reads the same preprocessing.
 """
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 OUTLIER_UNITS = (0, 1, 2, 3)
 OUTLIER_FACTOR = 3000.0
@@ -58,9 +58,13 @@ def outlier_mobilenetv2(model: Any, channel: int = 0, factor: float = OUTLIER_FA
     return model
 
 
-def save_with_card(model: Any, source: Path, out: Path) -> Path:
-    """Save `model` as out/model.keras beside a copy of `source`'s model card; returns the new path."""
+def outlier_copy(model_path: Path, out: Path, make: Callable[[Any], Any]) -> Path:
+    """The model at `model_path` made an outlier by `make` (outlier_mlp, outlier_mobilenetv2), saved as out/model.keras
+    beside a copy of its model card; returns the new path. The file at `model_path` is left as it was."""
+    import keras
+
+    model = make(keras.saving.load_model(model_path, compile=False))
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "model.keras")
-    shutil.copy(source.with_name("model.edgeship.json"), out / "model.edgeship.json")
+    shutil.copy(Path(model_path).with_name("model.edgeship.json"), out / "model.edgeship.json")
     return out / "model.keras"

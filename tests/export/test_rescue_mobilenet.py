@@ -37,12 +37,10 @@ def mobilenet_run(tmp_path_factory):
 
 def test_an_outlier_channel_in_mobilenetv2_fails_plain_int8_and_equalization_brings_it_back(mobilenet_run, tmp_path):
     """One channel of the first projection x3000 and the next expansion's input /3000 (tools/outliers.py): same float function."""
-    import keras
-
-    from tools.outliers import outlier_mobilenetv2, save_with_card
+    from tools.outliers import outlier_copy, outlier_mobilenetv2
 
     folder, model_path = mobilenet_run
-    path = save_with_card(outlier_mobilenetv2(keras.saving.load_model(model_path, compile=False)), model_path, tmp_path / "outlier")
+    path = outlier_copy(model_path, tmp_path / "outlier", outlier_mobilenetv2)
     common = ("export", str(path), "--dataset", str(folder), "--formats", "tflite-int8,onnx-int8")
     plain = _edgeship(*common, "--no-rescue", "--out", str(tmp_path / "plain"))
     assert plain.returncode == 1, plain.stdout + plain.stderr
