@@ -85,8 +85,10 @@ def run_guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
         format=f"{prog}: %(levelname)s: %(message)s",
     )
-    # TensorFlow's Python warnings (tf.function retracing and the like) are not the user's business.
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    # TensorFlow's Python warnings (tf.function retracing, and through absl the TFLite converter's notes such as
+    # "inference_output_type will default to the original type" for a float end kept by the rescue) are not the user's business.
+    for name in ("tensorflow", "absl"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         return int(handler(args) or 0)
     except EdgeshipError as exc:

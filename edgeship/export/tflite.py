@@ -16,7 +16,6 @@ tflite-runtime or LiteRT on a device, and a model that needs more fails here wit
 from __future__ import annotations
 
 import dataclasses
-import logging
 import tempfile
 import warnings
 from pathlib import Path
@@ -186,15 +185,7 @@ def _convert_int8_keeping_float(model: Any, options: ExportOptions, batch_size: 
     debugger = quantization_debugger(model, options, options.float_layers)
     with native_output_to_log("the TFLite quantizer"):
         content = debugger.get_nondebug_quantized_model()
-    # With the first or last op kept in float, that end stays float: absl warns about it on every step, the manifest's
-    # tensor record already says it.
-    absl_logger = logging.getLogger("absl")
-    level = absl_logger.level
-    absl_logger.setLevel(logging.ERROR)
-    try:
-        return modify_model_io_type(content, io_type, io_type)
-    finally:
-        absl_logger.setLevel(level)
+    return modify_model_io_type(content, io_type, io_type)
 
 
 def export_tflite_int8(model: Any, path: Path, options: ExportOptions) -> ExportRecord:
